@@ -1,0 +1,3 @@
+"""Cargobay: a self-hostable private OCI container registry."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,246 @@
+"""The metadata schema. One owner per fact: tags, manifests and references live here, never in storage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cargobay.db.types import UtcDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Membership(Base):
+    """A user's role in a contract: owner | admin | user, plus the manageRegistry permission."""
+
+    __tablename__ = "memberships"
+
+    contract_number: Mapped[int] = mapped_column(
+        ForeignKey("contracts.number", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    manage_registry: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Registry(Base):
+    __tablename__ = "registries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contract_number: Mapped[int] = mapped_column(
+        ForeignKey("contracts.number", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    location: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32), default="New")
+    gc_days: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    gc_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    vulnerability_scanning: Mapped[bool] = mapped_column(Boolean, default=True)
+    allowlist: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    master_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    storage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    created_by_user_id: Mapped[str] = mapped_column(String(36), default="")
+    modified_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    modified_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    modified_by_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class Token(Base):
+    """A registry credential: username = name, password stored only as a hash."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("registry_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="enabled")
+    expiry_date: Mapped[datetime | None] = mapped_column(nullable=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    created_by_user_id: Mapped[str] = mapped_column(String(36), default="")
+    modified_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    modified_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    modified_by_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class Repository(Base):
+    __tablename__ = "repositories"
+    __table_args__ = (UniqueConstraint("registry_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    push_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_pushed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_pulled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Blob(Base):
+    """Content stored once per registry; ``object_key`` names its bytes in the blob store."""
+
+    __tablename__ = "blobs"
+    __table_args__ = (UniqueConstraint("registry_id", "digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(140))
+    size: Mapped[int] = mapped_column(BigInteger)
+    object_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RepositoryBlob(Base):
+    """A blob is readable in a repository only once pushed or mounted there (no cross-repo leaks)."""
+
+    __tablename__ = "repository_blobs"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob_id: Mapped[int] = mapped_column(ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_repository_blobs_blob_id", "blob_id"),)
+
+
+class Manifest(Base):
+    """A manifest in a repository. ``body`` holds the exact pushed bytes (sealed when encryption is on)."""
+
+    __tablename__ = "manifests"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "digest"),
+        Index("ix_manifests_subject", "repository_id", "subject_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"), index=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(140))
+    media_type: Mapped[str] = mapped_column(String(255))
+    artifact_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    subject_digest: Mapped[str | None] = mapped_column(String(140), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pulled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    push_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ManifestBlob(Base):
+    __tablename__ = "manifest_blobs"
+
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_manifest_blobs_blob_id", "blob_id"),)
+
+
+class ManifestChild(Base):
+    """An index's reference to another manifest of the same repository, by digest."""
+
+    __tablename__ = "manifest_children"
+
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    child_digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Upload(Base):
+    """An upload session; its bytes are staged in the blob store under ``object_key``."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"), index=True)
+    repository_name: Mapped[str] = mapped_column(String(255))
+    object_key: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Job(Base):
+    """The durable job queue: claimed with a lease, retried when the lease runs out."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    run_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (Index("ix_jobs_claim", "status", "run_at"),)

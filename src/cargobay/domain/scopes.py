@@ -1,0 +1,111 @@
+"""Access scopes: the scopes stored on a registry token, and the Docker token-service scopes.
+
+A token scope is ``{type: repository|registry, name, actions}``; ``name`` may use ``*`` as a
+wildcard matching any run of characters (``*`` alone: every repository). ``registry`` scopes allow
+listing the catalog (restricted to names matching the glob); ``repository`` scopes allow their
+actions on matching repositories. A scope with ``push`` must also carry ``pull`` (IONOS rule).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cargobay.domain.errors import BadRequest
+
+ACTIONS = ("pull", "push", "delete")
+SCOPE_TYPES = ("repository", "registry")
+
+
+@lru_cache(maxsize=4096)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    return _glob(pattern).match(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenScope:
+    type: str
+    name: str
+    actions: frozenset[str]
+
+    def covers(self, repository: str) -> bool:
+        return glob_matches(self.name, repository)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "actions": [a for a in ACTIONS if a in self.actions]}
+
+
+def parse_token_scopes(raw: Any, field: str = "properties.scopes") -> list[TokenScope]:
+    """Validate scopes from the management API, naming the offending field in every message."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest(f"{field} must be an array of scopes")
+    scopes: list[TokenScope] = []
+    for i, item in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object with name, type and actions")
+        kind = item.get("type")
+        if kind not in SCOPE_TYPES:
+            raise BadRequest(f"{where}.type must be one of {', '.join(SCOPE_TYPES)}, got {kind!r}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise BadRequest(f"{where}.name must be a repository name or glob (1-255 characters)")
+        if not re.fullmatch(r"[a-z0-9*._/-]+", name):
+            raise BadRequest(f"{where}.name {name!r} may contain only a-z, 0-9, '.', '_', '-', '/' and '*'")
+        actions = item.get("actions")
+        if actions is None:
+            actions = []
+        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            raise BadRequest(f"{where}.actions must be an array of strings")
+        unknown = [a for a in actions if a not in ACTIONS]
+        if unknown:
+            raise BadRequest(f"{where}.actions: unknown action {unknown[0]!r}; use pull, push or delete")
+        if not actions:
+            raise BadRequest(f"{where}.actions must name at least one of pull, push, delete")
+        if "push" in actions and "pull" not in actions:
+            raise BadRequest(f"{where}.actions: push needs pull as well")
+        scopes.append(TokenScope(kind, name, frozenset(actions)))
+    return scopes
+
+
+def scopes_from_json(raw: list[Any]) -> tuple[TokenScope, ...]:
+    """Scopes as stored in the database (already validated)."""
+    return tuple(TokenScope(s["type"], s["name"], frozenset(s.get("actions") or ())) for s in raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceScope:
+    """A Docker token-service scope: ``repository:team/app:pull,push`` or ``registry:catalog:*``."""
+
+    type: str
+    name: str
+    actions: frozenset[str]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(sorted(self.actions))}"
+
+    def as_claim(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "actions": sorted(self.actions)}
+
+
+def parse_resource_scopes(values: list[str]) -> list[ResourceScope]:
+    """Parse ``scope`` query parameters (repeated, or space-separated in one value)."""
+    scopes: list[ResourceScope] = []
+    for value in values:
+        for item in value.split():
+            kind, sep, rest = item.partition(":")
+            name, sep2, actions = rest.rpartition(":")
+            if not sep or not sep2 or not kind or not name:
+                continue
+            # repository(plugin):name — a resource class in parentheses is ignored.
+            kind = kind.split("(", 1)[0]
+            scopes.append(ResourceScope(kind, name, frozenset(a for a in actions.split(",") if a)))
+    return scopes

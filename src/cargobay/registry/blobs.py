@@ -1,0 +1,167 @@
+"""Blob and upload endpoints: HEAD/GET/DELETE blobs; POST/PATCH/PUT/GET/DELETE upload sessions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from starlette.responses import Response, StreamingResponse
+
+from cargobay.auth.policy import Target, allowed_actions
+from cargobay.domain.digests import Digest
+from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.names import is_repository_name
+from cargobay.registry.context import Call
+from cargobay.registry.http import (
+    API_VERSION_HEADER,
+    body_stream,
+    content_length,
+    empty,
+    has_body,
+    parse_content_range,
+    parse_range,
+)
+from cargobay.registry.routing import address
+from cargobay.services.blobs import BlobInfo, BlobService
+from cargobay.services.uploads import EMPTY_SHA256, UploadInfo, UploadService, range_header
+
+
+def _blob_unknown(digest: str) -> RegistryError:
+    return RegistryError(OciCode.BLOB_UNKNOWN, "blob unknown to registry", {"digest": digest[:200]})
+
+
+class BlobEndpoints:
+    def __init__(
+        self, blobs: BlobService, uploads: UploadService, host_registry: Callable[[Call], str | None]
+    ) -> None:
+        self.blobs = blobs
+        self.uploads = uploads
+        self._host_registry = host_registry
+
+    # -- blobs ------------------------------------------------------------------------------
+    async def blob(self, call: Call) -> Response:
+        digest = str(Digest.parse(call.route.param))
+        if call.request.method == "DELETE":
+            if not await self.blobs.unlink(call.registry.id, call.repository, digest):
+                raise _blob_unknown(digest)
+            return empty(202)
+        blob = await self.blobs.stat(call.registry.id, call.repository, digest)
+        if blob is None:
+            raise _blob_unknown(digest)
+        headers = {
+            **API_VERSION_HEADER,
+            "Docker-Content-Digest": blob.digest,
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{blob.digest}"',
+            "Cache-Control": "max-age=31536000",
+        }
+        wanted = parse_range(call.request.headers.get("range"), blob.size)
+        if call.head:
+            return Response(
+                b"", 200, {**headers, "Content-Length": str(blob.size)}, "application/octet-stream"
+            )
+        if wanted is None:
+            return await _stream(self.blobs, blob, 0, blob.size, 200, headers)
+        start, end = wanted
+        headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+        return await _stream(self.blobs, blob, start, end - start + 1, 206, headers)
+
+    # -- uploads ----------------------------------------------------------------------------
+    async def start(self, call: Call) -> Response:
+        params = call.request.query_params
+        registry_id, repository = call.registry.id, call.repository
+        mount = params.get("mount")
+        if mount is not None:
+            blob = await self._mount(call, mount, params.get("from"))
+            if blob is not None:
+                return _created(call, blob.digest)
+        digest_param = params.get("digest")
+        if digest_param is not None:
+            digest = Digest.parse(digest_param)
+            if has_body(call.request) or str(digest) == EMPTY_SHA256:
+                blob = await self.uploads.monolithic(
+                    registry_id, repository, digest, body_stream(call.request), content_length(call.request)
+                )
+                return _created(call, blob.digest)
+        upload = await self.uploads.start(registry_id, repository)
+        return _session(call, upload, 0, 202)
+
+    async def _mount(self, call: Call, mount: str, source_name: str | None) -> BlobInfo | None:
+        digest = str(Digest.parse(mount))
+        source: str | None = None
+        if source_name is not None:
+            source_address = address(source_name, self._host_registry(call))
+            if (
+                source_address is None
+                or source_address.registry != call.registry.name
+                or not is_repository_name(source_address.repository)
+            ):
+                return None  # not mountable (another registry, or nonsense): open a session instead
+            source = source_address.repository
+        principal = call.access.principal
+        registry = call.registry
+        prefix = call.name[: len(call.name) - len(call.repository)]
+
+        def may_pull(repository: str) -> bool:
+            target = Target(registry.id, registry.contract_number, repository, prefix + repository)
+            return "pull" in allowed_actions(principal, target)
+
+        return await self.blobs.mount(registry.id, call.repository, digest, source, may_pull)
+
+    async def upload(self, call: Call) -> Response:
+        upload = await self.uploads.find(call.registry.id, call.repository, call.route.param)
+        request = call.request
+        method = request.method
+        if method == "GET":
+            size = await self.uploads.size(upload)
+            return _session(call, upload, size, 204)
+        if method == "DELETE":
+            await self.uploads.cancel(upload)
+            return empty(204)
+        content_range = parse_content_range(request.headers.get("content-range"))
+        length = content_length(request)
+        if method == "PATCH":
+            size = await self.uploads.append(upload, body_stream(request), content_range, length)
+            return _session(call, upload, size, 202)
+        digest_param = request.query_params.get("digest")
+        if not digest_param:
+            raise RegistryError(
+                OciCode.DIGEST_INVALID, "the digest query parameter is required to finish an upload"
+            )
+        digest = Digest.parse(digest_param)
+        chunks = body_stream(request) if has_body(request) else None
+        blob = await self.uploads.finish(upload, digest, chunks, content_range, length)
+        return _created(call, blob.digest)
+
+
+async def _stream(
+    blobs: BlobService, blob: BlobInfo, offset: int, length: int, status: int, headers: dict[str, str]
+) -> Response:
+    """Stream a blob; the first block is read (and verified) before any header goes out."""
+    headers = {**headers, "Content-Length": str(length)}
+    chunks = blobs.open(blob, offset, length)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = b""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(body(), status, headers, "application/octet-stream")
+
+
+def _created(call: Call, digest: str) -> Response:
+    return empty(201, {"Location": f"/v2/{call.name}/blobs/{digest}", "Docker-Content-Digest": digest})
+
+
+def _session(call: Call, upload: UploadInfo, size: int, status: int) -> Response:
+    return empty(
+        status,
+        {
+            "Location": f"/v2/{call.name}/blobs/uploads/{upload.id}",
+            "Range": range_header(size),
+            "Docker-Upload-UUID": upload.id,
+        },
+    )

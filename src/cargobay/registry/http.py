@@ -1,0 +1,139 @@
+"""HTTP plumbing of the registry layer: error bodies, request bodies, Range and Content-Range."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from cargobay.domain.errors import OciCode, RegistryError
+
+API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+def error_response(exc: RegistryError, head: bool = False) -> Response:
+    body = {"errors": [{"code": exc.code.name, "message": exc.message, "detail": exc.detail}]}
+    headers = {**API_VERSION_HEADER, **exc.headers}
+    content = b"" if head else json.dumps(body).encode()
+    response = Response(content, status_code=exc.status, headers=headers, media_type="application/json")
+    if head:
+        response.headers["Content-Length"] = "0"
+    return response
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None, media_type: str = "application/json"
+) -> Response:
+    return Response(
+        json.dumps(data, separators=(",", ":")).encode(),
+        status_code=status,
+        headers={**API_VERSION_HEADER, **(headers or {})},
+        media_type=media_type,
+    )
+
+
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(b"", status_code=status, headers={**API_VERSION_HEADER, **(headers or {})})
+    response.headers["Content-Length"] = "0"
+    return response
+
+
+def content_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise RegistryError(OciCode.BLOB_UPLOAD_INVALID, "invalid Content-Length", status=400)
+    return int(raw)
+
+
+def has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+async def body_stream(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client that hangs up mid-body is a bad upload."""
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect:
+        raise RegistryError(OciCode.BLOB_UPLOAD_INVALID, "client disconnected during upload") from None
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RegistryError(OciCode.SIZE_INVALID, f"body exceeds {limit} bytes", {"limit": limit}, status=413)
+    data = bytearray()
+    async for chunk in body_stream(request):
+        data += chunk
+        if len(data) > limit:
+            raise RegistryError(
+                OciCode.SIZE_INVALID, f"body exceeds {limit} bytes", {"limit": limit}, status=413
+            )
+    return bytes(data)
+
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def parse_content_range(value: str | None) -> tuple[int, int] | None:
+    """``start-end`` (inclusive) of a chunk; malformed or backwards ranges are 416."""
+    if value is None:
+        return None
+    m = _CONTENT_RANGE.match(value.strip())
+    if m is None:
+        raise RegistryError(OciCode.BLOB_UPLOAD_INVALID, f"invalid Content-Range {value[:64]!r}", status=416)
+    start, end = int(m[1]), int(m[2])
+    if end < start:
+        raise RegistryError(OciCode.BLOB_UPLOAD_INVALID, f"invalid Content-Range {value[:64]!r}", status=416)
+    return start, end
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=`` range resolved against ``size`` as (start, end inclusive).
+
+    None means "the whole blob" (no header, or a form we ignore per RFC 9110 such as several ranges);
+    an unsatisfiable range raises a 416 with ``Content-Range: bytes */size``.
+    """
+    if value is None:
+        return None
+    m = _RANGE.match(value.strip().replace(" ", ""))
+    if m is None:
+        if value.strip().startswith("bytes=") and "," not in value:
+            raise _unsatisfiable(size)
+        return None
+    first, last = m[1], m[2]
+    if not first and not last:
+        raise _unsatisfiable(size)
+    if not first:  # suffix: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> RegistryError:
+    return RegistryError(
+        OciCode.RANGE_INVALID,
+        "requested range not satisfiable",
+        {"size": size},
+        status=416,
+        headers={"Content-Range": f"bytes */{size}"},
+    )

@@ -1,0 +1,99 @@
+"""Contracts, users and memberships; the first-start bootstrap of a contract and its owner."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cargobay.auth.passwords import generate_password, hash_password
+from cargobay.db.models import Contract, Membership, User
+
+ROLES = ("owner", "admin", "user")
+
+
+class TenancyError(Exception):
+    """A tenancy rule was broken (unknown contract, duplicate user, bad role...)."""
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    contract_number: int
+    email: str
+    generated_password: str | None
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    local, sep, domain = email.partition("@")
+    if not sep or not local or not domain or " " in email:
+        raise TenancyError(f"{email!r} is not a user@domain login")
+    return email
+
+
+def create_contract(session: Session, name: str, number: int | None = None) -> Contract:
+    if number is None:
+        number = _free_contract_number(session)
+    elif session.get(Contract, number) is not None:
+        raise TenancyError(f"contract {number} already exists")
+    contract = Contract(number=number, name=name)
+    session.add(contract)
+    session.flush()
+    return contract
+
+
+def _free_contract_number(session: Session) -> int:
+    while True:
+        number = 10_000_000 + secrets.randbelow(90_000_000)
+        if session.get(Contract, number) is None:
+            return number
+
+
+def create_user(session: Session, email: str, password: str) -> User:
+    email = normalise_email(email)
+    if session.scalar(select(User).where(User.email == email)) is not None:
+        raise TenancyError(f"user {email} already exists")
+    if len(password) < 8:
+        raise TenancyError("password must have at least 8 characters")
+    user = User(id=str(uuid.uuid4()), email=email, password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_member(
+    session: Session, contract_number: int, user: User, role: str, manage_registry: bool = False
+) -> Membership:
+    if role not in ROLES:
+        raise TenancyError(f"role must be one of {', '.join(ROLES)}")
+    if session.get(Contract, contract_number) is None:
+        raise TenancyError(f"contract {contract_number} does not exist")
+    membership = session.get(Membership, (contract_number, user.id))
+    if membership is None:
+        membership = Membership(contract_number=contract_number, user_id=user.id)
+        session.add(membership)
+    membership.role = role
+    membership.manage_registry = manage_registry
+    session.flush()
+    return membership
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def bootstrap(session: Session, admin_user: str | None, admin_password: str | None) -> BootstrapResult | None:
+    """Create the first contract and its owner when the database has no contract yet."""
+    if session.scalar(select(func.count()).select_from(Contract)):
+        return None
+    email = normalise_email(admin_user or "admin@cargobay.local")
+    generated = None
+    if admin_password is None:
+        generated = admin_password = generate_password(18)
+    contract = create_contract(session, "default")
+    user = find_user(session, email) or create_user(session, email, admin_password)
+    add_member(session, contract.number, user, "owner", manage_registry=True)
+    return BootstrapResult(contract.number, email, generated)

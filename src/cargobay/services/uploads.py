@@ -1,0 +1,323 @@
+"""Upload sessions: open, append chunks, finish with a digest check, cancel, expire.
+
+The staged object's size is the upload offset. The running SHA-256 state lives in the process
+that received the previous chunk; when a chunk lands elsewhere (another worker or node, or after a
+restart) the digest is re-derived from the staged bytes once, at finish — never per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio.to_thread
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from cargobay.db.engine import Database
+from cargobay.db.models import Upload
+from cargobay.db.types import utcnow
+from cargobay.domain.digests import Digest, Hasher, new_hasher
+from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.logs import get_logger
+from cargobay.services.blobs import BlobInfo, object_key, record_blob, staged_key
+from cargobay.storage.base import BlobStore
+from cargobay.storage.streams import rechunk
+
+log = get_logger("cargobay.uploads")
+EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadInfo:
+    id: str
+    registry_id: str
+    repository: str
+    object_key: str
+
+
+@dataclass(slots=True)
+class _RunningHash:
+    offset: int
+    hasher: Hasher
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+class UploadService:
+    def __init__(self, db: Database, store: BlobStore, expiry_seconds: int) -> None:
+        self.db = db
+        self.store = store
+        self.expiry = timedelta(seconds=expiry_seconds)
+        self._hashes: dict[str, _RunningHash] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[upload_id] = lock
+        return lock
+
+    # -- sessions ---------------------------------------------------------------------------
+    async def start(self, registry_id: str, repository: str) -> UploadInfo:
+        upload_id = str(uuid.uuid4())
+        key = staged_key(registry_id, upload_id.replace("-", ""))
+
+        def work(session: Session) -> None:
+            session.add(
+                Upload(id=upload_id, registry_id=registry_id, repository_name=repository, object_key=key)
+            )
+
+        await self.db.write(work)
+        self._hashes[upload_id] = _RunningHash(0, new_hasher("sha256"))
+        return UploadInfo(upload_id, registry_id, repository, key)
+
+    async def find(self, registry_id: str, repository: str, upload_id: str) -> UploadInfo:
+        """The session, or BLOB_UPLOAD_UNKNOWN (also for another repository's or an expired id)."""
+        try:
+            uuid.UUID(upload_id)
+        except ValueError:
+            raise _unknown(upload_id) from None
+
+        def work(session: Session) -> Upload | None:
+            return session.get(Upload, upload_id)
+
+        row = await self.db.read(work)
+        if (
+            row is None
+            or row.registry_id != registry_id
+            or row.repository_name != repository
+            or row.updated_at < utcnow() - self.expiry
+        ):
+            raise _unknown(upload_id)
+        return UploadInfo(row.id, row.registry_id, row.repository_name, row.object_key)
+
+    async def size(self, upload: UploadInfo) -> int:
+        return await self.store.staged_size(upload.object_key) or 0
+
+    # -- data -------------------------------------------------------------------------------
+    async def append(
+        self,
+        upload: UploadInfo,
+        chunks: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
+        content_length: int | None,
+    ) -> int:
+        async with self._lock(upload.id):
+            return await self._append_locked(upload, chunks, content_range, content_length)
+
+    async def _append_locked(
+        self,
+        upload: UploadInfo,
+        chunks: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
+        content_length: int | None,
+    ) -> int:
+        current = await self.size(upload)
+        expected = content_length
+        if content_range is not None:
+            start, end = content_range
+            if start != current:
+                raise RegistryError(
+                    OciCode.BLOB_UPLOAD_INVALID,
+                    f"chunk starts at {start}, the upload is at {current}",
+                    {"offset": current},
+                    status=416,
+                    headers={"Range": _range(current), "Docker-Upload-UUID": upload.id},
+                )
+            declared = end - start + 1
+            if content_length is not None and content_length != declared:
+                raise RegistryError(
+                    OciCode.BLOB_UPLOAD_INVALID,
+                    f"Content-Range covers {declared} bytes but Content-Length is {content_length}",
+                    status=416,
+                    headers={"Range": _range(current), "Docker-Upload-UUID": upload.id},
+                )
+            expected = declared
+        running = self._hashes.get(upload.id)
+        hasher = running.hasher.copy() if running is not None and running.offset == current else None
+        counter = _Counter()
+        try:
+            new_size = await self.store.append(upload.object_key, _hashed(chunks, hasher, counter, expected))
+        except BaseException:
+            await self._rollback(upload, current)
+            raise
+        if expected is not None and counter.count != expected:
+            await self._rollback(upload, current)
+            raise RegistryError(
+                OciCode.BLOB_UPLOAD_INVALID,
+                f"received {counter.count} bytes but {expected} were announced",
+                status=400,
+            )
+        if hasher is not None:
+            self._hashes[upload.id] = _RunningHash(new_size, hasher)
+        else:
+            self._hashes.pop(upload.id, None)
+        await self.db.write(_touch, upload.id, new_size)
+        return new_size
+
+    async def _rollback(self, upload: UploadInfo, size: int) -> None:
+        """Cut a failed chunk off so the session stays usable at its previous offset."""
+        try:
+            await self.store.truncate(upload.object_key, size)
+        except Exception:
+            if size == 0:
+                await self.store.discard(upload.object_key)
+        self._hashes.pop(upload.id, None)
+
+    async def finish(
+        self,
+        upload: UploadInfo,
+        digest: Digest,
+        chunks: AsyncIterable[bytes] | None,
+        content_range: tuple[int, int] | None,
+        content_length: int | None,
+    ) -> BlobInfo:
+        async with self._lock(upload.id):
+            if chunks is not None:
+                await self._append_locked(upload, chunks, content_range, content_length)
+            size = await self.store.staged_size(upload.object_key)
+            if size is None:  # nothing was ever sent: an empty blob
+                size = await self.store.append(upload.object_key, _empty())
+            actual = await self._digest_of(upload, digest.algorithm, size)
+            if actual != digest.hex:
+                raise RegistryError(
+                    OciCode.DIGEST_INVALID,
+                    "content does not match the digest",
+                    {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+                )
+            blob = await self._commit(upload, str(digest), size)
+            self._hashes.pop(upload.id, None)
+            return blob
+
+    async def _digest_of(self, upload: UploadInfo, algorithm: str, size: int) -> str:
+        running = self._hashes.get(upload.id)
+        if algorithm == "sha256" and running is not None and running.offset == size:
+            return running.hasher.hexdigest()
+        hasher = new_hasher(algorithm)
+        async for block in self.store.staged_reader(upload.object_key):
+            await _update(hasher, block)
+        return hasher.hexdigest()
+
+    async def _commit(self, upload: UploadInfo, digest: str, size: int) -> BlobInfo:
+        object_id = upload.object_key.rsplit("/", 1)[1]
+        final_key = object_key(upload.registry_id, object_id)
+        existing = await self.db.read(_find_blob, upload.registry_id, digest)
+        if existing is None:
+            await self.store.commit(upload.object_key, final_key)
+        else:
+            await self.store.discard(upload.object_key)
+
+        def work(session: Session) -> tuple[BlobInfo, bool]:
+            result = record_blob(session, upload.registry_id, upload.repository, digest, size, final_key)
+            session.execute(delete(Upload).where(Upload.id == upload.id))
+            return result
+
+        blob, created = await self.db.write(work)
+        if existing is None and not created:
+            await self.store.delete(final_key)  # another upload of the same digest won the race
+        return blob
+
+    async def monolithic(
+        self,
+        registry_id: str,
+        repository: str,
+        digest: Digest,
+        chunks: AsyncIterable[bytes],
+        content_length: int | None,
+    ) -> BlobInfo:
+        upload = await self.start(registry_id, repository)
+        try:
+            return await self.finish(upload, digest, chunks, None, content_length)
+        except BaseException:
+            await self.cancel(upload)
+            raise
+
+    async def cancel(self, upload: UploadInfo) -> None:
+        async with self._lock(upload.id):
+            await self.store.discard(upload.object_key)
+            await self.db.write(lambda s: s.execute(delete(Upload).where(Upload.id == upload.id)))
+            self._hashes.pop(upload.id, None)
+
+    async def expire(self) -> int:
+        """Drop sessions idle for longer than the expiry, and staged bytes no session owns."""
+        cutoff = utcnow() - self.expiry
+
+        def stale(session: Session) -> list[tuple[str, str]]:
+            rows = session.execute(
+                select(Upload.id, Upload.object_key).where(Upload.updated_at < cutoff).limit(1000)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+        expired = await self.db.read(stale)
+        for upload_id, key in expired:
+            async with self._lock(upload_id):
+                await self.store.discard(key)
+                await self.db.write(lambda s, i=upload_id: s.execute(delete(Upload).where(Upload.id == i)))
+                self._hashes.pop(upload_id, None)
+        if expired:
+            log.info("uploads_expired", count=len(expired))
+        return len(expired)
+
+
+def _find_blob(session: Session, registry_id: str, digest: str) -> int | None:
+    from cargobay.db.models import Blob
+
+    return session.scalar(select(Blob.id).where(Blob.registry_id == registry_id, Blob.digest == digest))
+
+
+def _touch(session: Session, upload_id: str, size: int) -> None:
+    session.execute(update(Upload).where(Upload.id == upload_id).values(size=size, updated_at=utcnow()))
+
+
+def _unknown(upload_id: str) -> RegistryError:
+    return RegistryError(OciCode.BLOB_UPLOAD_UNKNOWN, "upload unknown", {"uuid": upload_id[:64]})
+
+
+def _range(size: int) -> str:
+    return f"0-{size - 1 if size > 0 else 0}"
+
+
+class _Counter:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def _update(hasher: Hasher, block: bytes) -> None:
+    if len(block) >= 256 * 1024:
+        await anyio.to_thread.run_sync(hasher.update, block)
+    else:
+        hasher.update(block)
+
+
+async def _hashed(
+    chunks: AsyncIterable[bytes], hasher: Hasher | None, counter: _Counter, limit: int | None
+) -> AsyncIterator[bytes]:
+    async for block in rechunk(chunks):
+        counter.count += len(block)
+        if limit is not None and counter.count > limit:
+            raise RegistryError(
+                OciCode.BLOB_UPLOAD_INVALID, f"body is longer than the announced {limit} bytes", status=400
+            )
+        if hasher is not None:
+            await _update(hasher, block)
+        yield block
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    empty: tuple[bytes, ...] = ()
+    for block in empty:
+        yield block
+
+
+def range_header(size: int) -> str:
+    return _range(size)

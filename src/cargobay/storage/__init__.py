@@ -1,0 +1,1 @@
+"""Blob storage: the BlobStore interface, its drivers, and the encryption envelope."""

@@ -1,0 +1,82 @@
+"""The ``BlobStore`` interface every driver (and the encryption wrapper) implements.
+
+Two kinds of objects, addressed by slash-separated keys:
+
+* **staged** objects grow by ``append`` (an upload in progress) and may be truncated;
+* **committed** objects are immutable; ``commit`` publishes a staged object atomically (a reader sees
+  all of it or nothing, also across a crash), ``put`` writes a small one in one step.
+
+Key convention (the encryption wrapper relies on it): the first path component is the *namespace*
+(a registry id) and the last is the *object id*; ``commit`` keeps both, e.g.
+``{registry}/uploads/{oid}`` -> ``{registry}/blobs/{oid[:2]}/{oid}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Protocol, runtime_checkable
+
+
+class ObjectNotFound(Exception):
+    """The key names no object (of the kind asked for)."""
+
+
+class IntegrityError(Exception):
+    """Stored bytes failed verification (tampered, truncated or misplaced); never serve them."""
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    # -- committed objects ------------------------------------------------------------------
+    async def stat(self, key: str) -> int | None:
+        """Size in bytes of a committed object, or None when absent."""
+        ...
+
+    def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (default: to the end) from ``offset``; raises ObjectNotFound."""
+        ...
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write a whole (small) committed object atomically, replacing any previous one."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove a committed object; absent is not an error."""
+        ...
+
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        """Keys of committed objects under ``prefix`` (a namespace or deeper)."""
+        ...
+
+    # -- staged objects ---------------------------------------------------------------------
+    async def append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Append to a staged object (created when absent); returns its new size."""
+        ...
+
+    async def staged_size(self, key: str) -> int | None: ...
+
+    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
+
+    async def truncate(self, key: str, size: int) -> None:
+        """Cut a staged object back to ``size`` bytes (drops a partly received chunk)."""
+        ...
+
+    async def commit(self, staged_key: str, key: str) -> None:
+        """Publish a staged object under ``key`` atomically; the staged object is gone afterwards."""
+        ...
+
+    async def discard(self, key: str) -> None:
+        """Remove a staged object; absent is not an error."""
+        ...
+
+    def list_staged(self, prefix: str) -> AsyncIterator[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(namespace, object id) of a key, per the convention above."""
+    parts = key.split("/")
+    if len(parts) < 2 or not all(parts):
+        raise ValueError(f"malformed storage key {key!r}")
+    return parts[0], parts[-1]

@@ -1,0 +1,114 @@
+"""A real ``cargobay serve`` process on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+CARGOBAY = str(VENV_BIN / "cargobay")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    admin_user: str = "owner@example.com"
+    admin_password: str = "owner-password-1"
+    port: int = field(default_factory=free_port)
+    workers: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.admin_user, self.admin_password)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOBAY_")}
+        env.update(
+            CARGOBAY_DATA_DIR=str(self.data_dir),
+            CARGOBAY_LISTEN=self.host,
+            CARGOBAY_ADMIN_USER=self.admin_user,
+            CARGOBAY_ADMIN_PASSWORD=self.admin_password,
+            CARGOBAY_WORKERS=str(self.workers),
+            CARGOBAY_LOG_LEVEL="warning",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CARGOBAY, *args], env=self.env(), capture_output=True, text=True, check=check, timeout=120
+        )
+
+    def start(self, timeout: float = 30) -> Server:
+        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [CARGOBAY, "serve"], env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"cargobay serve exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"cargobay serve did not become healthy: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.data_dir.parent / f"server-{self.port}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown hooks run."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def create_registry(self, name: str) -> str:
+        out = self.cli("registry", "create", name).stdout
+        return out.split("(", 1)[1].split(")", 1)[0]
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

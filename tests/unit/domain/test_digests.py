@@ -1,0 +1,51 @@
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cargobay.domain.digests import Digest
+from cargobay.domain.errors import OciCode, RegistryError
+
+
+def test_parses_sha256_and_sha512() -> None:
+    d256 = Digest.parse("sha256:" + "a" * 64)
+    d512 = Digest.parse("sha512:" + "b" * 128)
+    assert (d256.algorithm, d512.algorithm) == ("sha256", "sha512")
+    assert str(d512) == "sha512:" + "b" * 128
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "sha256",
+        "sha256:",
+        "sha256:" + "a" * 63,
+        "sha256:" + "A" * 64,
+        "sha256:" + "g" * 64,
+        "sha512:" + "a" * 64,
+        "md5:" + "a" * 32,
+        "../../etc/passwd",
+        "sha256:" + "a" * 64 + "/..",
+    ],
+)
+def test_rejects_malformed_or_unsupported(value: str) -> None:
+    with pytest.raises(RegistryError) as exc:
+        Digest.parse(value)
+    assert exc.value.code is OciCode.DIGEST_INVALID
+    assert exc.value.status == 400
+
+
+@given(st.binary(max_size=2048))
+def test_of_matches_hashlib(data: bytes) -> None:
+    assert Digest.of(data).hex == hashlib.sha256(data).hexdigest()
+    assert Digest.of(data, "sha512").hex == hashlib.sha512(data).hexdigest()
+
+
+@given(st.text(max_size=200))
+def test_parse_never_crashes_on_text(value: str) -> None:
+    try:
+        Digest.parse(value)
+    except RegistryError as exc:
+        assert exc.code is OciCode.DIGEST_INVALID
