@@ -10,7 +10,7 @@ import pytest
 
 from cargobay.db.engine import Database
 from cargobay.db.migrate import upgrade
-from tests.support.postgres import PostgresServer, find_binaries, to_sqlalchemy
+from tests.support.postgres import DatabaseClones, PostgresServer, find_binaries, to_sqlalchemy
 from tests.support.server import Server
 
 _names = itertools.count(1)
@@ -55,7 +55,7 @@ def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the session; skipped where none is installed, but never in CI."""
     bindir = find_binaries()
     if bindir is None:
-        reason = "PostgreSQL server binaries not found (apt-get install postgresql, or scripts/install-peers.sh)"
+        reason = "PostgreSQL server binaries not found (scripts/install-peers.sh installs them)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason + ": CI must run the PostgreSQL tests")
         pytest.skip(reason)
@@ -76,21 +76,23 @@ def pg_url(pg_server: PostgresServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_template(pg_server: PostgresServer) -> str:
-    """Name of a database at the newest schema, to copy from (CREATE DATABASE … TEMPLATE)."""
-    name = pg_server.create_database("template")
-    db = Database(to_sqlalchemy(pg_server.url(name)))
+def pg_clones(pg_server: PostgresServer) -> Iterator[DatabaseClones]:
+    """Copies of a database at the newest schema (CREATE DATABASE … TEMPLATE), made ahead."""
+    template = pg_server.create_database("template")
+    db = Database(to_sqlalchemy(pg_server.url(template)))
     upgrade(db.engine)
     db.dispose()
-    return name
+    clones = DatabaseClones(pg_server, template)
+    yield clones
+    clones.close()
 
 
 @pytest.fixture
-def pg_migrated_url(pg_server: PostgresServer, pg_template: str) -> Iterator[str]:
+def pg_migrated_url(pg_server: PostgresServer, pg_clones: DatabaseClones) -> Iterator[str]:
     """``postgresql://`` URL of a fresh database of this test alone, at the newest schema."""
-    name = pg_server.create_database("test", template=pg_template)
+    name = pg_clones.take()
     yield pg_server.url(name)
-    pg_server.drop_database(name)
+    pg_clones.release(name)
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,17 @@ def serve(
 
 
 @app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run background jobs (upload and token expiry, ...) until SIGTERM; run as many as you like."""
+    from cargobay.logs import configure_logging
+    from cargobay.worker import run_worker
+
+    settings = _settings(data_dir)
+    configure_logging(settings.log_level)
+    run_worker(settings)
+
+
+@app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply database migrations (also done at every start)."""
     runtime = _prepare(_settings(data_dir))

@@ -8,11 +8,14 @@ need a crash-safe PostgreSQL, and fsync would dominate their time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +82,9 @@ class PostgresServer:
             command = ["runuser", "-u", "postgres", "--", *command]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}{self.log_tail()}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({done.returncode}): {done.stderr}{self.log_tail()}"
+            )
 
     def start(self) -> PostgresServer:
         started = time.monotonic()
@@ -107,16 +112,24 @@ class PostgresServer:
                 "-c full_page_writes=off",
             ]
         )
-        self._run(self.bindir / "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "start")
+        self._run(
+            self.bindir / "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
         self.startup_seconds = time.monotonic() - started
         return self
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._run(self.bindir / "pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
-            except RuntimeError:
-                pass
         shutil.rmtree(self.base, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
@@ -141,3 +154,48 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class DatabaseClones:
+    """Fresh copies of a template database, made one ahead in a background thread.
+
+    CREATE DATABASE … TEMPLATE takes a few hundred milliseconds (it checkpoints); preparing the
+    next copy while a test runs hides most of that. Drops happen in the same background thread.
+    """
+
+    def __init__(self, server: PostgresServer, template: str, ahead: int = 2) -> None:
+        self.server = server
+        self.template = template
+        self._ready: queue.Queue[str | BaseException] = queue.Queue()
+        self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="pg-clones", daemon=True)
+        self._thread.start()
+        for _ in range(ahead):
+            self._work.put(("create", ""))
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            action, name = item
+            try:
+                if action == "create":
+                    self._ready.put(self.server.create_database("test", template=self.template))
+                else:
+                    self.server.drop_database(name)
+            except BaseException as exc:
+                if action == "create":
+                    self._ready.put(exc)
+
+    def take(self) -> str:
+        """A database no one else has used; the caller gives it back with ``release``."""
+        self._work.put(("create", ""))
+        got = self._ready.get(timeout=120)
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def release(self, name: str) -> None:
+        self._work.put(("drop", name))
+
+    def close(self) -> None:
+        self._work.put(None)
+        self._thread.join(timeout=60)

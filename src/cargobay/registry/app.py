@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -65,24 +64,9 @@ class RegistryApp:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Background duties of a serving process: flushing pull counts, expiring uploads."""
-
-        async def expire_uploads() -> None:
-            while True:
-                await asyncio.sleep(min(300, self.settings.upload_expiry_seconds / 4))
-                try:
-                    await self.uploads.expire()
-                except Exception:
-                    log.exception("upload_expiry_failed")
-
-        task = asyncio.create_task(expire_uploads())
-        try:
-            async with self.stats.running():
-                yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Background duties of a serving process: flushing pull counts (upload expiry is a job)."""
+        async with self.stats.running():
+            yield
 
     def _host_registry(self, call_or_request: Call | Request) -> str | None:
         request = call_or_request.request if isinstance(call_or_request, Call) else call_or_request
