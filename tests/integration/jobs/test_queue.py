@@ -41,7 +41,13 @@ def _claim(db: Database, worker: str = "w1", when: datetime = T0, limit: int = 1
 def test_enqueued_job_is_claimed_with_a_lease(db: Database) -> None:
     job_id = _enqueue(db)
     [job] = _claim(db, when=at(1))
-    assert (job.id, job.kind, job.payload, job.attempts, job.worker_id) == (job_id, "test.a", {"n": 1}, 1, "w1")
+    assert (job.id, job.kind, job.payload, job.attempts, job.worker_id) == (
+        job_id,
+        "test.a",
+        {"n": 1},
+        1,
+        "w1",
+    )
     row = _job(db, job_id)
     assert row.status == "running" and row.lease_owner == "w1"
     assert row.lease_expires_at == at(31) and row.started_at == at(1)
