@@ -39,12 +39,10 @@ def _runner(db: Database, handlers: dict[str, Handler], **options: Any) -> JobRu
     return JobRunner(JobQueue(db), handlers, worker_id="test-worker", **options)
 
 
-async def _until(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+async def _until(check: Callable[[], bool], within: float = 20) -> None:
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 - polls database state, there is no event to await
+            await asyncio.sleep(0.05)
 
 
 # -- in-process runner -------------------------------------------------------------------------

@@ -18,13 +18,16 @@ from cargobay.runtime import Runtime
 from cargobay.worker import JobSet, build_jobs, run_worker
 
 
+def _note(marker: Path, event: str) -> None:
+    with marker.open("a") as f:
+        f.write(f"{event} {os.getpid()}\n")
+
+
 async def sleep_job(job: ClaimedJob) -> dict[str, Any]:
     marker = Path(job.payload["marker"])
-    with marker.open("a") as f:
-        f.write(f"start {os.getpid()}\n")
+    _note(marker, "start")
     await asyncio.sleep(float(job.payload["seconds"]))
-    with marker.open("a") as f:
-        f.write(f"done {os.getpid()}\n")
+    _note(marker, "done")
     return {"pid": os.getpid()}
 
 
