@@ -36,6 +36,7 @@ class PushResult:
     digest: str
     subject: str | None
     created: bool
+    tags: tuple[str, ...] = ()
 
 
 def manifest_context(digest: str) -> bytes:
@@ -49,8 +50,15 @@ class ManifestService:
 
     # -- push -------------------------------------------------------------------------------
     async def put(
-        self, registry_id: str, repository: str, reference: str, body: bytes, content_type: str | None
+        self,
+        registry_id: str,
+        repository: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        extra_tags: tuple[str, ...] = (),
     ) -> PushResult:
+        """Store a manifest; ``reference`` is a tag or its digest, ``extra_tags`` come from ``?tag=``."""
         by_digest = is_digest(reference)
         if by_digest:
             wanted = Digest.parse(reference)
@@ -61,15 +69,15 @@ class ManifestService:
                     "manifest does not match the digest in the URL",
                     {"expected": reference, "actual": str(digest)},
                 )
-            tag = None
+            tags = [check_tag(t) for t in extra_tags]
         else:
-            tag = check_tag(reference)
+            tags = [check_tag(reference), *(check_tag(t) for t in extra_tags)]
             digest = Digest.of(body)
         parsed = parse_manifest(body, content_type)
         sealed = await self.sealer.seal(registry_id, manifest_context(str(digest)), body)
 
         def work(session: Session) -> PushResult:
-            return _store_manifest(session, registry_id, repository, str(digest), parsed, body, sealed, tag)
+            return _store_manifest(session, registry_id, repository, str(digest), parsed, body, sealed, tags)
 
         return await self.db.write(work)
 
@@ -200,7 +208,7 @@ def _store_manifest(
     parsed: ParsedManifest,
     body: bytes,
     sealed: bytes,
-    tag: str | None,
+    tags: list[str],
 ) -> PushResult:
     repo = repositories.get_or_create(session, registry_id, repository)
     blob_ids = _check_blobs(session, repo.id, parsed)
@@ -235,7 +243,8 @@ def _store_manifest(
     else:
         manifest.pushed_at = now
         manifest.push_count = manifest.push_count + 1
-    if tag is not None:
+    applied = tuple(dict.fromkeys(tags))
+    for tag in applied:
         existing = session.get(Tag, (repo.id, tag))
         if existing is None:
             session.add(Tag(repository_id=repo.id, name=tag, manifest_id=manifest.id, updated_at=now))
@@ -248,7 +257,7 @@ def _store_manifest(
         .values(push_count=Repository.push_count + 1, last_pushed_at=now)
     )
     subject = str(parsed.subject.digest) if parsed.subject else None
-    return PushResult(digest, subject, created)
+    return PushResult(digest, subject, created, applied)
 
 
 def _check_blobs(session: Session, repository_id: int, parsed: ParsedManifest) -> list[int]:
