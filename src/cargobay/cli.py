@@ -74,6 +74,10 @@ def serve(
         http="httptools",
         lifespan="on",
         access_log=False,
+        # X-Forwarded-For is believed only from CARGOBAY_TRUSTED_PROXIES (domain/allowlist.py);
+        # uvicorn's own proxy handling would trust loopback peers and bypass the allowlist.
+        proxy_headers=False,
+        server_header=False,
         log_level="warning",
         timeout_graceful_shutdown=10,
     )

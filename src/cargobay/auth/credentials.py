@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.passwords import dummy_hash, verify_password
-from cargobay.auth.principals import TokenPrincipal, UserPrincipal
+from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
 from cargobay.db.models import Membership, Token, User
 from cargobay.db.types import utcnow
 from cargobay.domain.scopes import scopes_from_json
@@ -92,3 +92,26 @@ def authenticate_token_anywhere(session: Session, name: str, password: str) -> T
 def token_still_usable(session: Session, token_id: str) -> bool:
     token = session.get(Token, token_id)
     return token is not None and token_is_usable(token)
+
+
+def principal_for_subject(session: Session, subject: str, contract_number: int) -> Principal | None:
+    """The credential behind a bearer JWT (``user:<id>`` / ``token:<id>``) with its current rights.
+
+    Used where a JWT's granted scopes cannot answer a question (e.g. which repository a blob may be
+    mounted from); a token disabled, expired or deleted since the JWT was issued yields None.
+    """
+    kind, _, ident = subject.partition(":")
+    if kind == "token":
+        token = session.get(Token, ident)
+        if token is None or not token_is_usable(token):
+            return None
+        return TokenPrincipal(token.id, token.name, token.registry_id, scopes_from_json(token.scopes))
+    if kind == "user":
+        membership = session.get(Membership, (contract_number, ident))
+        user = session.get(User, ident)
+        if membership is None or user is None:
+            return None
+        return UserPrincipal(
+            user.id, user.email, contract_number, membership.role, membership.manage_registry
+        )
+    return None

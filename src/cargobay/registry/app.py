@@ -100,7 +100,7 @@ class RegistryApp:
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)
         if route.endpoint is Endpoint.BASE:
-            await self.access.check(request, None, None, None, frozenset(), None)
+            await self.access.check(request, None, None, None, frozenset(), None, registry_required=False)
             return json_response({}, headers=API_VERSION_HEADER)
         if route.endpoint is Endpoint.CATALOG:
             return await self._catalog(request)
@@ -113,7 +113,7 @@ class RegistryApp:
         scope_actions = "pull,push" if needed == "push" else needed
         access = await self.access.check(
             request,
-            addr.registry,
+            await self.access.registry(addr.registry),
             addr.repository,
             addr.client_name,
             frozenset({needed}),
@@ -123,13 +123,15 @@ class RegistryApp:
 
     async def _catalog(self, request: Request) -> Response:
         host_registry = self._host_registry(request)
+        registry = await self.access.registry(host_registry) if host_registry else None
         access = await self.access.check(
             request,
-            host_registry,
+            registry,
             None,
             None,
             frozenset({"catalog"}) if host_registry else frozenset(),
             "registry:catalog:*",
+            registry_required=host_registry is not None,
         )
         params = request.query_params
         n = parse_page_size(params.get("n"))

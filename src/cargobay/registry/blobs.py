@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.responses import Response, StreamingResponse
 
+from cargobay.auth.credentials import principal_for_subject
 from cargobay.auth.policy import Target, allowed_actions
+from cargobay.auth.principals import GrantPrincipal, Principal
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import is_repository_name
@@ -97,9 +99,15 @@ class BlobEndpoints:
             ):
                 return None  # not mountable (another registry, or nonsense): open a session instead
             source = source_address.repository
-        principal = call.access.principal
         registry = call.registry
         prefix = call.name[: len(call.name) - len(call.repository)]
+        holder: Principal | None = call.access.principal
+        if isinstance(holder, GrantPrincipal):
+            # A JWT names only the repositories asked for; judge the source by its subject's rights.
+            holder = await self.blobs.db.read(principal_for_subject, holder.subject, registry.contract_number)
+        if holder is None:
+            return None
+        principal: Principal = holder
 
         def may_pull(repository: str) -> bool:
             target = Target(registry.id, registry.contract_number, repository, prefix + repository)

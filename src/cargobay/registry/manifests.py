@@ -110,7 +110,12 @@ class ManifestEndpoints:
         if not body:
             raise RegistryError(OciCode.MANIFEST_INVALID, "manifest body is empty")
         result = await self.manifests.put(
-            call.registry.id, call.repository, reference, body, call.request.headers.get("content-type")
+            call.registry.id,
+            call.repository,
+            reference,
+            body,
+            call.request.headers.get("content-type"),
+            tuple(call.request.query_params.getlist("tag")),
         )
         headers = {
             "Location": f"/v2/{call.name}/manifests/{result.digest}",
@@ -118,6 +123,8 @@ class ManifestEndpoints:
         }
         if result.subject:
             headers["OCI-Subject"] = result.subject
+        if is_digest(reference) and result.tags:
+            headers["OCI-Tag"] = ", ".join(result.tags)
         return empty(201, headers)
 
     async def tags(self, call: Call) -> Response:

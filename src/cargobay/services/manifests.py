@@ -36,6 +36,7 @@ class PushResult:
     digest: str
     subject: str | None
     created: bool
+    tags: tuple[str, ...] = ()
 
 
 def manifest_context(digest: str) -> bytes:
@@ -49,8 +50,15 @@ class ManifestService:
 
     # -- push -------------------------------------------------------------------------------
     async def put(
-        self, registry_id: str, repository: str, reference: str, body: bytes, content_type: str | None
+        self,
+        registry_id: str,
+        repository: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        extra_tags: tuple[str, ...] = (),
     ) -> PushResult:
+        """Store a manifest; ``reference`` is a tag or its digest, ``extra_tags`` come from ``?tag=``."""
         by_digest = is_digest(reference)
         if by_digest:
             wanted = Digest.parse(reference)
@@ -61,37 +69,36 @@ class ManifestService:
                     "manifest does not match the digest in the URL",
                     {"expected": reference, "actual": str(digest)},
                 )
-            tag = None
+            tags = [check_tag(t) for t in extra_tags]
         else:
-            tag = check_tag(reference)
+            tags = [check_tag(reference), *(check_tag(t) for t in extra_tags)]
             digest = Digest.of(body)
         parsed = parse_manifest(body, content_type)
         sealed = await self.sealer.seal(registry_id, manifest_context(str(digest)), body)
 
         def work(session: Session) -> PushResult:
-            return _store_manifest(session, registry_id, repository, str(digest), parsed, body, sealed, tag)
+            return _store_manifest(session, registry_id, repository, str(digest), parsed, body, sealed, tags)
 
         return await self.db.write(work)
 
     # -- pull -------------------------------------------------------------------------------
     async def get(self, registry_id: str, repository: str, reference: str) -> ManifestView | None:
-        row = await self.db.read(_find_manifest, registry_id, repository, reference)
-        if row is None:
-            return None
-        body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
-        return ManifestView(row.id, row.repository_id, row.digest, row.media_type, row.size, body)
+        """The hot path of every pull: one indexed read, no ORM."""
+        if is_digest(reference):
+            row = await self.db.fetch_one(_BY_DIGEST, registry_id, repository, reference)
+        else:
+            row = await self.db.fetch_one(_BY_TAG, registry_id, repository, reference)
+        return await self._view(registry_id, row)
 
     async def get_by_digest(self, registry_id: str, repository_id: int, digest: str) -> ManifestView | None:
-        def work(session: Session) -> Manifest | None:
-            return session.scalar(
-                select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
-            )
+        return await self._view(registry_id, await self.db.fetch_one(_IN_REPOSITORY, repository_id, digest))
 
-        row = await self.db.read(work)
+    async def _view(self, registry_id: str, row: tuple[Any, ...] | None) -> ManifestView | None:
         if row is None:
             return None
-        body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
-        return ManifestView(row.id, row.repository_id, row.digest, row.media_type, row.size, body)
+        manifest_id, repository_id, digest, media_type, size, sealed = row
+        body = await self.sealer.open(registry_id, manifest_context(digest), bytes(sealed))
+        return ManifestView(manifest_id, repository_id, digest, media_type, size, body)
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, registry_id: str, repository: str, reference: str) -> bool:
@@ -179,17 +186,16 @@ def _annotations(body: bytes) -> dict[str, str] | None:
     return value if isinstance(value, dict) else None
 
 
-def _find_manifest(session: Session, registry_id: str, repository: str, reference: str) -> Manifest | None:
-    query = (
-        select(Manifest)
-        .join(Repository, Repository.id == Manifest.repository_id)
-        .where(Repository.registry_id == registry_id, Repository.name == repository)
-    )
-    if is_digest(reference):
-        query = query.where(Manifest.digest == reference)
-    else:
-        query = query.join(Tag, Tag.manifest_id == Manifest.id).where(Tag.name == reference)
-    return session.scalar(query)
+_COLUMNS = "m.id, m.repository_id, m.digest, m.media_type, m.size, m.body"
+_BY_TAG = (
+    f"SELECT {_COLUMNS} FROM repositories r JOIN tags t ON t.repository_id = r.id "
+    "JOIN manifests m ON m.id = t.manifest_id WHERE r.registry_id = ? AND r.name = ? AND t.name = ?"
+)
+_BY_DIGEST = (
+    f"SELECT {_COLUMNS} FROM repositories r JOIN manifests m ON m.repository_id = r.id "
+    "WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?"
+)
+_IN_REPOSITORY = f"SELECT {_COLUMNS} FROM manifests m WHERE m.repository_id = ? AND m.digest = ?"
 
 
 def _store_manifest(
@@ -200,7 +206,7 @@ def _store_manifest(
     parsed: ParsedManifest,
     body: bytes,
     sealed: bytes,
-    tag: str | None,
+    tags: list[str],
 ) -> PushResult:
     repo = repositories.get_or_create(session, registry_id, repository)
     blob_ids = _check_blobs(session, repo.id, parsed)
@@ -235,7 +241,8 @@ def _store_manifest(
     else:
         manifest.pushed_at = now
         manifest.push_count = manifest.push_count + 1
-    if tag is not None:
+    applied = tuple(dict.fromkeys(tags))
+    for tag in applied:
         existing = session.get(Tag, (repo.id, tag))
         if existing is None:
             session.add(Tag(repository_id=repo.id, name=tag, manifest_id=manifest.id, updated_at=now))
@@ -248,7 +255,7 @@ def _store_manifest(
         .values(push_count=Repository.push_count + 1, last_pushed_at=now)
     )
     subject = str(parsed.subject.digest) if parsed.subject else None
-    return PushResult(digest, subject, created)
+    return PushResult(digest, subject, created, applied)
 
 
 def _check_blobs(session: Session, repository_id: int, parsed: ParsedManifest) -> list[int]:
