@@ -29,7 +29,11 @@ _SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
 
 
 def find_binaries() -> Path | None:
-    """The newest ``/usr/lib/postgresql/N/bin`` holding initdb, pg_ctl and postgres, else one on PATH."""
+    """``CARGOBAY_PG_BINDIR`` (scripts/install-peers.sh prints it), else the newest
+    ``/usr/lib/postgresql/N/bin`` holding initdb, pg_ctl and postgres, else those on PATH."""
+    chosen = os.environ.get("CARGOBAY_PG_BINDIR")
+    if chosen and all((Path(chosen) / tool).exists() for tool in _SERVER_TOOLS):
+        return Path(chosen)
     versions: list[tuple[int, Path]] = []
     for bindir in Path("/usr/lib/postgresql").glob("*/bin"):
         if bindir.parent.name.isdigit() and all((bindir / tool).exists() for tool in _SERVER_TOOLS):
