@@ -14,7 +14,7 @@ from cargobay.db.models import Blob, Manifest, ManifestBlob, Registry, Repositor
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.services import repositories
-from cargobay.services.blobs import find_in_repository, record_blob
+from cargobay.services.blobs import BlobService, record_blob
 from cargobay.services.manifests import ManifestService
 from cargobay.storage.sealing import PlainSealer
 
@@ -120,15 +120,19 @@ def test_record_blob_is_idempotent_and_counts_storage_once(db: Database, registr
     assert _storage(db, registry_id) == 5
 
 
-def test_a_blob_is_stored_once_per_registry_and_linked_per_repository(db: Database, registry_id: str) -> None:
+async def test_a_blob_is_stored_once_per_registry_and_linked_per_repository(
+    db: Database, registry_id: str
+) -> None:
     digest = str(Digest.of(b"shared"))
     db.write_sync(record_blob, registry_id, "one", digest, 6, "k/1")
     _, created = db.write_sync(record_blob, registry_id, "two", digest, 6, "k/2")
     assert not created
     assert _count(db, Blob) == 1 and _count(db, RepositoryBlob) == 2
     assert _storage(db, registry_id) == 6
-    assert db.read_sync(find_in_repository, registry_id, "two", digest) is not None
-    assert db.read_sync(find_in_repository, registry_id, "three", digest) is None
+    blobs = BlobService(db, store=None)  # type: ignore[arg-type]  # stat reads the database only
+    found = await blobs.stat(registry_id, "two", digest)
+    assert found is not None and (found.digest, found.size, found.object_key) == (digest, 6, "k/1")
+    assert await blobs.stat(registry_id, "three", digest) is None
 
 
 def test_concurrent_record_blob_creates_one_blob(db: Database, registry_id: str) -> None:
