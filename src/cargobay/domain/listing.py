@@ -41,6 +41,12 @@ REPOSITORY_ARTIFACT_ORDERS = (
 )
 VULNERABILITY_ORDERS = ("score", "severity", "publishedAt", "updatedAt", "fixable")
 
+_SEVERITY = "(" + "|".join(SEVERITIES) + ")"
+# The documented form (empty = no filter); parsing is also case-insensitive and allows spaces.
+SEVERITY_LIST_PATTERN = f"^({_SEVERITY}(,{_SEVERITY})*)?$"
+LIMIT_PATTERN = r"^([1-9][0-9]{0,2}|1000)$"
+OFFSET_PATTERN = r"^[0-9]{1,9}$"
+
 
 def signed(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{sign}{key}" for key in keys for sign in ("", "-"))
