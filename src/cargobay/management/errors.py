@@ -83,14 +83,16 @@ def validation_messages(exc: RequestValidationError) -> list[tuple[str, str]]:
     return messages or [("400", "invalid request")]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     """Every method some route accepts on this path (FastAPI's own 405 names only the first route's)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in app.router.routes)
+    ]
 
 
 def install(app: FastAPI) -> None:
