@@ -229,6 +229,9 @@ def test_token_list_uses_string_offsets_with_counts(http: httpx.Client) -> None:
     last = http.get(f"/registries/{registry['id']}/tokens", params={"offset": "2", "limit": "5"}).json()
     assert last["count"] == 1 and last["_links"]["next"] == ""
     assert_error(http.get(f"/registries/{registry['id']}/tokens", params={"offset": "-1"}), 400, "offset")
+    assert_error(
+        http.get(f"/registries/{registry['id']}/tokens", params={"offset": str(2**70)}), 400, "offset"
+    )
 
 
 def test_repository_list_uses_integer_offsets_with_optional_links(
@@ -251,6 +254,7 @@ def test_repository_list_uses_integer_offsets_with_optional_links(
         ({"limit": 0}, "limit"),
         ({"limit": 1001}, "limit"),
         ({"offset": -1}, "offset"),
+        ({"offset": 2**70}, "offset"),  # would overflow the database's integers
         ({"orderBy": "-name"}, "orderBy"),
         ({"filter.vulnerabilitySeverity": "severe"}, "filter.vulnerabilitySeverity"),
     ]:

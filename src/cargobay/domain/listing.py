@@ -11,6 +11,7 @@ import binascii
 from cargobay.domain.errors import BadRequest
 
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # int32, as the API documents offsets; larger values overflow databases
 DEFAULT_LIMIT = 100
 SEVERITIES = ("none", "low", "medium", "high", "critical", "unknown")
 

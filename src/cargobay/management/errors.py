@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,7 +120,9 @@ def install(app: FastAPI) -> None:
         )
 
     async def on_crash(request: Request, exc: Exception) -> Response:
-        log.exception("management_request_failed", path=request.url.path, error=type(exc).__name__)
+        # A plain-text traceback: rendering one with locals can stall the event loop for many seconds.
+        trace = "".join(traceback.format_exception(exc, limit=-8))
+        log.error("management_request_failed", path=request.url.path, error=type(exc).__name__, trace=trace)
         return error_response(500, [("500", "internal error")], request.method == "HEAD")
 
     app.add_exception_handler(ApiError, on_api_error)

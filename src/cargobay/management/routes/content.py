@@ -13,6 +13,7 @@ from cargobay.domain.errors import NotFound
 from cargobay.domain.listing import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    MAX_OFFSET,
     REGISTRY_ARTIFACT_ORDERS,
     REPOSITORY_ARTIFACT_ORDERS,
     REPOSITORY_ORDER_VALUES,
@@ -62,7 +63,7 @@ DigestParam = Annotated[
     ),
 ]
 
-Offset = Annotated[int, Query(ge=0, description="first item (default 0)")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="first item (default 0)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size (default 100)")]
 
 

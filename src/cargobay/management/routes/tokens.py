@@ -8,7 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cargobay.auth.management import Caller
-from cargobay.domain.listing import DEFAULT_LIMIT, LIMIT_PATTERN, MAX_LIMIT, OFFSET_PATTERN, parse_digits
+from cargobay.domain.listing import (
+    DEFAULT_LIMIT,
+    LIMIT_PATTERN,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    OFFSET_PATTERN,
+    parse_digits,
+)
 from cargobay.domain.scopes import parse_token_scopes
 from cargobay.management import paths, views
 from cargobay.management.context import Management
@@ -50,7 +57,7 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
         ] = None,
     ) -> TokensResponse:
         rid = paths.registry_id(registryId)
-        start = parse_digits(offset, "offset", 0, 0, 2**31 - 1)
+        start = parse_digits(offset, "offset", 0, 0, MAX_OFFSET)
         size = parse_digits(limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         items, total = await m.tokens.list(who.principal, rid, start, size)
         segments = ("registries", rid, "tokens")
