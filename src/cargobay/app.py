@@ -62,10 +62,17 @@ class CargobayApp:
         # Migrations run in `serve` before workers start; workers only connect.
         runtime = build_runtime(self.settings, migrate=False)
         self.runtime = runtime
+        from cargobay.management.app import ManagementApp
         from cargobay.registry.app import build_registry_app
 
         registry = build_registry_app(runtime)
-        self._routes = [("/v2", registry), ("/auth/token", registry)]
+        management = ManagementApp(runtime)
+        self._routes = [
+            ("/v2", registry),
+            ("/auth/token", registry),
+            ("/containerregistries", management.api),
+            ("/auth/v1", management.auth),
+        ]
         self._fallback = _misc_app(runtime)
         from cargobay.worker import in_process_jobs
 

@@ -153,10 +153,12 @@ def user_create(
 
     runtime = _prepare(_settings(data_dir))
     generated = None
+    existed = False
 
     def work(session):  # type: ignore[no-untyped-def]
-        nonlocal generated
+        nonlocal generated, existed
         user = tenancy.find_user(session, email)
+        existed = user is not None
         if user is None:
             secret = password or generate_password(18)
             generated = None if password else secret
@@ -168,7 +170,10 @@ def user_create(
         login = runtime.db.write_sync(work)
     except tenancy.TenancyError as exc:
         _fail(str(exc))
-    typer.echo(f"user {login} is {role} of contract {contract}")
+    permission = " with manageRegistry" if manage_registry else ""
+    typer.echo(f"user {login} is {role}{permission} of contract {contract}")
+    if existed and password:
+        typer.echo("note: the user already existed; the password was left unchanged", err=True)
     if generated:
         typer.echo(f"password (shown once): {generated}")
 

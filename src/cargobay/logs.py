@@ -15,7 +15,11 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        # Plain tracebacks: the default (rich, with every frame's locals) can take tens of seconds
+        # to render an exception, on the event loop.
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

@@ -25,7 +25,8 @@ from cargobay.jobs.queue import Backoff, ClaimedJob, JobQueue, PermanentJobError
 from cargobay.jobs.scheduler import Periodic, Scheduler
 from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
-from cargobay.services.tokens_expiry import delete_expired_tokens
+from cargobay.services.api_tokens import delete_expired_api_tokens
+from cargobay.services.tokens import delete_expired_tokens
 from cargobay.services.uploads import UploadService
 
 log = get_logger("cargobay.worker")
@@ -56,7 +57,9 @@ def build_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> Job
         return {"expired": await uploads.expire()}
 
     async def expire_tokens(job: ClaimedJob) -> dict[str, Any]:
-        return {"deleted": await db.write(delete_expired_tokens)}
+        """Registry tokens past their expiry (already refused at once) and dead management JWTs."""
+        deleted = await db.write(delete_expired_tokens)
+        return {"deleted": deleted, "api_tokens_deleted": await db.write(delete_expired_api_tokens)}
 
     async def prune_jobs(job: ClaimedJob) -> dict[str, Any]:
         return {"deleted": await db.write(queue.prune)}
@@ -69,7 +72,7 @@ def build_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> Job
         },
         periodic=[
             Periodic("uploads.expire", every=upload_expiry_interval(settings.upload_expiry_seconds)),
-            Periodic("tokens.expire", every=600),
+            Periodic("tokens.expire", every=60),
             Periodic("jobs.prune", every=3600),
         ],
     )

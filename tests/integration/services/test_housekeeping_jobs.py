@@ -15,7 +15,7 @@ from cargobay.db.types import utcnow
 from cargobay.jobs import queue
 from cargobay.jobs.queue import JobQueue
 from cargobay.runtime import Runtime
-from cargobay.services.tokens_expiry import delete_expired_tokens
+from cargobay.services.tokens import delete_expired_tokens
 from cargobay.services.uploads import UploadService
 from cargobay.storage.filesystem import FilesystemStore
 from cargobay.storage.sealing import PlainSealer
@@ -87,7 +87,7 @@ async def test_housekeeping_jobs_run_through_the_worker(runtime: Runtime, regist
     results = {kind: db.read_sync(lambda s, i=job_id: s.get(Job, i).result) for kind, job_id in ids.items()}
     assert results == {
         "uploads.expire": {"expired": 1},
-        "tokens.expire": {"deleted": 1},
+        "tokens.expire": {"deleted": 1, "api_tokens_deleted": 0},
         "jobs.prune": {"deleted": 1},
     }
     remaining = db.read_sync(lambda s: set(s.scalars(select(Upload.id))))

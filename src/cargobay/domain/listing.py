@@ -1,0 +1,114 @@
+"""Query parameters of the list endpoints: page sizes, orderings, severity filters, cursors.
+
+Every rule raises a 400 whose message names the parameter and the rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from cargobay.domain.errors import BadRequest
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # int32, as the API documents offsets; larger values overflow databases
+DEFAULT_LIMIT = 100
+SEVERITIES = ("none", "low", "medium", "high", "critical", "unknown")
+
+REPOSITORY_ORDERS = ("name", "lastPush", "lastPull", "artifactCount", "pullCount", "pushCount")
+REPOSITORY_ORDER_VALUES = (
+    "name",
+    *(f"{sign}{key}" for key in REPOSITORY_ORDERS if key != "name" for sign in ("", "-")),
+)
+REGISTRY_ARTIFACT_ORDERS = (
+    "pullCount",
+    "pushCount",
+    "lastPush",
+    "lastPull",
+    "lastScan",
+    "vulnTotalCount",
+    "vulnFixableCount",
+)
+REPOSITORY_ARTIFACT_ORDERS = (
+    "lastPush",
+    "lastPull",
+    "lastScan",
+    "pullCount",
+    "pushCount",
+    "vulnMaxSeverity",
+    "vulnTotalScore",
+    "vulnTotalCount",
+    "vulnFixableCount",
+)
+VULNERABILITY_ORDERS = ("score", "severity", "publishedAt", "updatedAt", "fixable")
+
+_SEVERITY = "(" + "|".join(SEVERITIES) + ")"
+# The documented form (empty = no filter); parsing is also case-insensitive and allows spaces.
+SEVERITY_LIST_PATTERN = f"^({_SEVERITY}(,{_SEVERITY})*)?$"
+LIMIT_PATTERN = r"^([1-9][0-9]{0,2}|1000)$"
+OFFSET_PATTERN = r"^[0-9]{1,9}$"
+
+
+def signed(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{sign}{key}" for key in keys for sign in ("", "-"))
+
+
+def parse_digits(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    """A page parameter sent as a string of digits (registries and tokens declare them as strings)."""
+    if raw is None or raw == "":
+        return default
+    text = raw.strip()
+    if not text.isdigit() or not text.isascii():
+        raise BadRequest(f"{name} must be a whole number between {minimum} and {maximum}, got {raw[:40]!r}")
+    return check_range(int(text), name, minimum, maximum)
+
+
+def check_range(value: int, name: str, minimum: int, maximum: int) -> int:
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def parse_order(raw: str | None, allowed: tuple[str, ...], default: str) -> tuple[str, bool]:
+    """(key, descending) of an ``orderBy`` value such as ``-lastPush``."""
+    value = default if raw is None or raw == "" else raw
+    if value not in allowed:
+        raise BadRequest(f"orderBy {raw!r} is not supported; use one of {', '.join(allowed)}")
+    return value.lstrip("-"), value.startswith("-")
+
+
+def parse_severities(raw: str | None, name: str) -> frozenset[str] | None:
+    """A severity or a comma-separated list of them (API 1.2.2), case-insensitive."""
+    if raw is None or raw == "":
+        return None
+    values = [v.strip().lower() for v in raw.split(",")]
+    for value in values:
+        if value not in SEVERITIES:
+            raise BadRequest(f"{name} {value!r} is not a severity; use {', '.join(SEVERITIES)}")
+    return frozenset(values)
+
+
+def parse_bool(raw: str | None, name: str) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false, got {raw[:40]!r}")
+    return raw == "true"
+
+
+def encode_cursor(last_name: str) -> str:
+    """An opaque ``pagination.token``: the last name of the page, base64url-encoded."""
+    return base64.urlsafe_b64encode(b"n:" + last_name.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None) -> str | None:
+    if token is None or token == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        text = raw.decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        text = ""
+    if not text.startswith("n:"):
+        raise BadRequest("pagination.token is not a token returned by a previous page")
+    return text[2:]

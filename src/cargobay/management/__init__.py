@@ -1,0 +1,1 @@
+"""The /containerregistries management API (IONOS-compatible) and the /auth/v1 bearer-token API."""

@@ -1,0 +1,123 @@
+"""The management API application: FastAPI routers behind raw-path routing.
+
+Repository names and digests arrive percent-encoded (``team%2Fapp``, ``sha256%3A…``). Frameworks
+decode ``%2F`` before routing, which would split one repository segment in two; so requests are
+routed on the raw path (split on literal ``/``) and each path parameter is decoded afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cargobay.auth.jwt_tokens import load_or_create_key
+from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSigner
+from cargobay.logs import get_logger
+from cargobay.management import errors
+from cargobay.management.auth_api import PREFIX as AUTH_PREFIX
+from cargobay.management.auth_api import build_auth_app
+from cargobay.management.context import PREFIX, Management
+from cargobay.management.routes import content, registries, tokens
+from cargobay.management.security import caller_dependency
+from cargobay.runtime import Runtime
+from cargobay.services.api_tokens import ApiTokenService
+from cargobay.services.artifacts import ArtifactService
+from cargobay.services.registry_admin import RegistryAdmin
+from cargobay.services.repository_admin import RepositoryAdmin
+from cargobay.services.tokens import TokenService
+
+log = get_logger("cargobay.management")
+
+API_VERSION = "1.2.1"
+DESCRIPTION = (
+    "Self-hosted, wire-compatible implementation of the IONOS Cloud Container Registry API. "
+    "Authenticate with Basic user@domain:password or with a Bearer token from GET /auth/v1/tokens/generate; "
+    "the X-Contract-Number header picks the contract of a user with several."
+)
+
+
+class RawPathRouting:
+    """Mount ``app`` under ``prefix`` and let it route on the undecoded path."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path")
+            path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
+            scope = {**scope, "path": path, "root_path": scope.get("root_path", "") + self.prefix}
+        await self.app(scope, receive, send)
+
+
+def build_api(m: Management, authenticator: ManagementAuthenticator) -> FastAPI:
+    app = FastAPI(
+        title="Cargobay Container Registry API (IONOS-compatible)",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    errors.install(app)
+    caller = caller_dependency(authenticator)
+    app.include_router(registries.build(m, caller))
+    app.include_router(tokens.build(m, caller))
+    app.include_router(content.build(m, caller))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                servers=[{"url": PREFIX}],
+            )
+            _document_locations(schema, m.settings.locations)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.root_path_in_servers = False
+    return app
+
+
+def _document_locations(schema: dict[str, Any], locations: list[str]) -> None:
+    for name in ("PostRegistryProperties",):
+        prop = (
+            schema.get("components", {})
+            .get("schemas", {})
+            .get(name, {})
+            .get("properties", {})
+            .get("location")
+        )
+        if prop is not None:
+            prop["enum"] = list(locations)
+
+
+class ManagementApp:
+    """The /containerregistries and /auth/v1 applications."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        key = load_or_create_key(runtime.settings.data_dir / "jwt.key")
+        signer = ManagementTokenSigner(key)
+        authenticator = ManagementAuthenticator(runtime.db, signer)
+        self.context = Management(
+            settings=runtime.settings,
+            registries=RegistryAdmin(runtime.db, runtime.store),
+            tokens=TokenService(runtime.db),
+            repositories=RepositoryAdmin(runtime.db),
+            artifacts=ArtifactService(runtime.db),
+            api_tokens=ApiTokenService(runtime.db, signer),
+        )
+        self.api = RawPathRouting(build_api(self.context, authenticator), PREFIX)
+        self.auth = RawPathRouting(
+            build_auth_app(self.context, caller_dependency(authenticator)), AUTH_PREFIX
+        )

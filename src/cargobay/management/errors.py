@@ -1,0 +1,131 @@
+"""Every management-API error, whatever raised it, as the IONOS body
+``{"httpStatus": n, "messages": [{"errorCode": "<string>", "message": "..."}]}``."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
+
+from cargobay.domain.errors import ApiError
+from cargobay.logs import get_logger
+
+log = get_logger("cargobay.management")
+
+_PHRASES = {404: "no such endpoint", 405: "method not allowed here", 401: "authentication required"}
+
+
+def error_response(
+    status: int,
+    messages: Sequence[tuple[str, str]],
+    head: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = {
+        "httpStatus": status,
+        "messages": [{"errorCode": code, "message": text} for code, text in messages],
+    }
+    content = b"" if head else json.dumps(body).encode()
+    response = Response(content, status_code=status, media_type="application/json", headers=headers)
+    if head:
+        response.headers["Content-Length"] = "0"
+    return response
+
+
+def api_error_response(exc: ApiError, head: bool = False) -> Response:
+    headers = {"WWW-Authenticate": 'Basic realm="containerregistries"'} if exc.status == 401 else None
+    return error_response(exc.status, [(exc.error_code, exc.message)], head, headers)
+
+
+def field_of(loc: Sequence[Any]) -> str:
+    """``("body", "properties", "scopes", 0, "name")`` -> ``properties.scopes[0].name``."""
+    where = list(loc)
+    source = where.pop(0) if where and where[0] in ("body", "query", "path", "header") else "body"
+    text = ""
+    for part in where:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    if source == "query":
+        return f"query parameter {text}"
+    if source == "path":
+        return f"path parameter {text}"
+    if source == "header":
+        return f"header {text}"
+    return text or "request body"
+
+
+def validation_messages(exc: RequestValidationError) -> list[tuple[str, str]]:
+    messages: list[tuple[str, str]] = []
+    for error in exc.errors()[:20]:
+        kind = error.get("type", "")
+        field = field_of(error.get("loc", ()))
+        if kind == "json_invalid":
+            text = "the request body is not valid JSON"
+        elif kind == "missing" and field == "request body":
+            text = "a JSON request body is required"
+        elif kind == "missing":
+            text = f"{field} is required"
+        elif kind == "model_attributes_type" or kind == "dict_type":
+            text = f"{field} must be a JSON object"
+        else:
+            text = f"{field}: {error.get('msg', 'invalid value')}"
+        messages.append(("400", text))
+    return messages or [("400", "invalid request")]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route accepts on this path (FastAPI's own 405 names only the first route's)."""
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in app.router.routes)
+    ]
+
+
+def install(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return api_error_response(exc, request.method == "HEAD")
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(400, validation_messages(exc), request.method == "HEAD")
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        message = _PHRASES.get(
+            exc.status_code, exc.detail if isinstance(exc.detail, str) else "request failed"
+        )
+        if exc.status_code == 405:
+            allowed = allowed_methods(app, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {', '.join(allowed)}"
+        return error_response(
+            exc.status_code, [(str(exc.status_code), message)], request.method == "HEAD", headers
+        )
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        # A plain-text traceback: rendering one with locals can stall the event loop for many seconds.
+        trace = "".join(traceback.format_exception(exc, limit=-8))
+        log.error("management_request_failed", path=request.url.path, error=type(exc).__name__, trace=trace)
+        return error_response(500, [("500", "internal error")], request.method == "HEAD")
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)

@@ -1,0 +1,163 @@
+"""Service views -> wire models (hrefs, hostnames, id/type constants, the password rule)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from cargobay.management.context import Management
+from cargobay.management.schemas.common import ApiResourceMetadata, Links
+from cargobay.management.schemas.content import (
+    Artifact,
+    ArtifactMetadata,
+    ArtifactRead,
+    Repository,
+    RepositoryMetadata,
+    RepositoryRead,
+)
+from cargobay.management.schemas.registries import (
+    FeatureVulnerabilityScanning,
+    RegistryFeatures,
+    RegistryProperties,
+    RegistryResponse,
+    StorageUsage,
+    WeeklySchedule,
+)
+from cargobay.management.schemas.tokens import Credentials, Scope, TokenProperties, TokenResponse
+from cargobay.services.artifacts import ArtifactView
+from cargobay.services.registries import hostname
+from cargobay.services.registry_admin import RegistryView
+from cargobay.services.repository_admin import RepositoryView
+from cargobay.services.tokens import TokenView
+
+
+def registry(m: Management, request: Request, view: RegistryView) -> RegistryResponse:
+    host = (
+        "" if view.state == "New" else hostname(view.name, m.settings.registry_domain, m.public_host(request))
+    )
+    return RegistryResponse(
+        id=view.id,
+        href=m.href(request, "registries", view.id),
+        metadata=ApiResourceMetadata(
+            createdBy=view.created_by,
+            createdByUserId=view.created_by_user_id,
+            createdDate=view.created_at,
+            lastModifiedBy=view.modified_by,
+            lastModifiedByUserId=view.modified_by_user_id,
+            lastModifiedDate=view.modified_at,
+            state=view.state,
+        ),
+        properties=RegistryProperties(
+            name=view.name,
+            location=view.location,
+            hostname=host,
+            garbageCollectionSchedule=(
+                WeeklySchedule.model_validate({"days": list(view.schedule.days), "time": view.schedule.time})
+                if view.schedule is not None
+                else None
+            ),
+            storageUsage=StorageUsage(bytes=view.storage_bytes, updatedAt=view.storage_updated_at),
+            features=RegistryFeatures(
+                vulnerabilityScanning=FeatureVulnerabilityScanning(enabled=view.vulnerability_scanning)
+            ),
+            apiSubnetAllowList=list(view.allowlist),
+        ),
+    )
+
+
+def token(m: Management, request: Request, view: TokenView) -> TokenResponse:
+    return TokenResponse(
+        id=view.id,
+        href=m.href(request, "registries", view.registry_id, "tokens", view.id),
+        metadata=ApiResourceMetadata(
+            createdBy=view.created_by,
+            createdByUserId=view.created_by_user_id,
+            createdDate=view.created_at,
+            lastModifiedBy=view.modified_by,
+            lastModifiedByUserId=view.modified_by_user_id,
+            lastModifiedDate=view.modified_at,
+            state=view.status,
+        ),
+        properties=TokenProperties(
+            name=view.name,
+            credentials=Credentials(username=view.name, password=view.password),
+            expiryDate=view.expiry_date,
+            scopes=[Scope(**s.as_json()) for s in view.scopes],
+            status=view.status,
+        ),
+    )
+
+
+def urn(contract: int, location: str, *path: str) -> str:
+    """``ionos:containerregistry:<location>:<contract>:<path>`` (the documented URN pattern)."""
+    return f"ionos:containerregistry:{location}:{contract}:{'/'.join(path)}"
+
+
+def repository(m: Management, request: Request, view: RepositoryView) -> RepositoryRead:
+    return RepositoryRead(
+        id=view.name,
+        href=m.href(request, "registries", view.registry_id, "repositories", view.name),
+        metadata=RepositoryMetadata(
+            createdDate=view.created_at,
+            resourceURN=urn(
+                view.contract_number, view.location, "registries", view.registry_id, "repositories", view.name
+            ),
+            artifactCount=view.artifact_count,
+            pullCount=view.pull_count,
+            pushCount=view.push_count,
+            lastPulledAt=view.last_pulled_at,
+            lastPushedAt=view.last_pushed_at,
+            lastSeverity=view.last_severity,
+        ),
+        properties=Repository(name=view.name),
+    )
+
+
+def artifact(m: Management, request: Request, view: ArtifactView) -> ArtifactRead:
+    path = ("registries", view.registry_id, "repositories", view.repository_name, "artifacts", view.digest)
+    return ArtifactRead(
+        id=view.digest,
+        href=m.href(request, *path),
+        metadata=ArtifactMetadata(
+            createdDate=view.created_at,
+            resourceURN=urn(view.contract_number, view.location, *path),
+            lastPushedAt=view.pushed_at,
+            lastPulledAt=view.pulled_at,
+            lastScannedAt=None,
+            pushCount=view.push_count,
+            pullCount=view.pull_count,
+        ),
+        properties=Artifact(
+            repositoryName=view.repository_name,
+            digest=view.digest,
+            tags=list(view.tags),
+            mediaType=view.media_type,
+        ),
+    )
+
+
+def offset_links(
+    m: Management,
+    request: Request,
+    segments: tuple[str, ...],
+    offset: int,
+    limit: int,
+    total: int,
+    query: dict[str, str | int] | None = None,
+) -> Links:
+    """``self`` always; ``prev`` only when offset > 0; ``next`` only when offset + limit < total."""
+    extra = {k: v for k, v in (query or {}).items() if v is not None and v != ""}
+    return Links.model_validate(
+        {
+            "self": m.href(request, *segments, query={**extra, "offset": offset, "limit": limit}),
+            "prev": (
+                m.href(request, *segments, query={**extra, "offset": max(0, offset - limit), "limit": limit})
+                if offset > 0
+                else None
+            ),
+            "next": (
+                m.href(request, *segments, query={**extra, "offset": offset + limit, "limit": limit})
+                if offset + limit < total
+                else None
+            ),
+        }
+    )

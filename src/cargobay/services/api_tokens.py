@@ -1,0 +1,116 @@
+"""Bearer tokens for the management API (the IONOS Auth API: generate, list, get, delete).
+
+The JWT is signed and handed out once; a row keeps its id, owner, contract and expiry so that it can
+be listed and revoked (deleting the row makes the JWT useless at once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cargobay.auth.management import Caller, ManagementTokenSigner
+from cargobay.db.engine import Database
+from cargobay.db.models import ApiToken
+from cargobay.db.types import utcnow
+from cargobay.domain.errors import BadRequest, NotFound
+
+DEFAULT_TTL = 365 * 24 * 3600  # IONOS: "generated access tokens will expire after one year"
+MIN_TTL = 60
+CRITERIA = ("ALL", "EXPIRED", "CURRENT")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenView:
+    id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def _view(row: ApiToken) -> ApiTokenView:
+    return ApiTokenView(row.id, row.created_at, row.expires_at)
+
+
+def delete_expired_api_tokens(session: Session) -> int:
+    result = session.execute(delete(ApiToken).where(ApiToken.expires_at <= utcnow()))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class ApiTokenService:
+    def __init__(self, db: Database, signer: ManagementTokenSigner) -> None:
+        self.db = db
+        self.signer = signer
+
+    async def generate(self, caller: Caller, ttl: int | None) -> str:
+        seconds = DEFAULT_TTL if ttl is None else ttl
+        if not MIN_TTL <= seconds <= DEFAULT_TTL:
+            raise BadRequest(f"ttl must be between {MIN_TTL} and {DEFAULT_TTL} seconds, got {seconds}")
+        principal = caller.principal
+        now = utcnow().replace(microsecond=0)
+        row = ApiToken(
+            id=str(uuid.uuid4()),
+            user_id=principal.user_id,
+            contract_number=principal.contract_number,
+            created_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+        )
+
+        def work(session: Session) -> None:
+            session.add(row)
+
+        await self.db.write(work)
+        return self.signer.issue(row.id, row.user_id, row.contract_number, row.created_at, row.expires_at)
+
+    async def list(self, caller: Caller) -> list[ApiTokenView]:
+        def work(session: Session) -> list[ApiTokenView]:
+            rows = session.scalars(
+                select(ApiToken)
+                .where(
+                    ApiToken.user_id == caller.principal.user_id,
+                    ApiToken.contract_number == caller.principal.contract_number,
+                )
+                .order_by(ApiToken.created_at, ApiToken.id)
+            )
+            return [_view(r) for r in rows]
+
+        return await self.db.read(work)
+
+    async def get(self, caller: Caller, token_id: str) -> ApiTokenView:
+        return await self.db.read(lambda s: _view(_own(s, caller, token_id)))
+
+    async def delete(self, caller: Caller, token_id: str) -> None:
+        await self.db.write(lambda s: s.delete(_own(s, caller, token_id)))
+
+    async def delete_by_criteria(self, caller: Caller, criteria: str | None) -> int:
+        if criteria not in CRITERIA:
+            raise BadRequest(f"criteria must be one of {', '.join(CRITERIA)}, got {criteria!r}")
+        if criteria == "CURRENT" and caller.token_id is None:
+            raise BadRequest("criteria CURRENT needs Bearer authentication (it deletes the token in use)")
+        principal = caller.principal
+
+        def work(session: Session) -> int:
+            query = delete(ApiToken).where(
+                ApiToken.user_id == principal.user_id, ApiToken.contract_number == principal.contract_number
+            )
+            if criteria == "EXPIRED":
+                query = query.where(ApiToken.expires_at <= utcnow())
+            elif criteria == "CURRENT":
+                query = query.where(ApiToken.id == caller.token_id)
+            return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+
+        return await self.db.write(work)
+
+
+def _own(session: Session, caller: Caller, token_id: str) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if (
+        row is None
+        or row.user_id != caller.principal.user_id
+        or row.contract_number != caller.principal.contract_number
+    ):
+        raise NotFound(f"token {token_id} not found")
+    return row

@@ -1,0 +1,42 @@
+"""Who may see and change what in the management API.
+
+Everyone in a contract reads what the contract holds; only owners, admins and holders of
+``manageRegistry`` change registries and tokens. Another contract's registry does not exist for the
+caller (404, never 403), so ids of other tenants cannot be probed.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from cargobay.auth.principals import UserPrincipal
+from cargobay.db.models import Registry
+from cargobay.domain.errors import BadRequest, Forbidden, NotFound
+
+MANAGERS = "contract owners, admins and users with the manageRegistry permission"
+
+
+def require_manager(actor: UserPrincipal, what: str) -> None:
+    if not actor.may_manage:
+        raise Forbidden(f"only {MANAGERS} may {what}")
+
+
+def parse_id(value: str, field: str) -> str:
+    """A UUID path parameter in canonical lower-case form, or a 400 naming the parameter."""
+    try:
+        parsed = uuid.UUID(value)
+    except (ValueError, AttributeError):
+        raise BadRequest(f"{field} {value[:80]!r} is not a UUID") from None
+    canonical = str(parsed)
+    if value.lower() != canonical:
+        raise BadRequest(f"{field} {value[:80]!r} is not a UUID in 8-4-4-4-12 form")
+    return canonical
+
+
+def visible_registry(session: Session, actor: UserPrincipal, registry_id: str) -> Registry:
+    registry = session.get(Registry, registry_id)
+    if registry is None or registry.contract_number != actor.contract_number:
+        raise NotFound(f"registry {registry_id} not found")
+    return registry

@@ -1,0 +1,291 @@
+"""Registry lifecycle for the management API: list, create, replace, patch, delete, name checks.
+
+Rules: names are globally unique and immutable, and so is the location; vulnerability scanning is
+on unless asked otherwise at creation and can never be switched off once on; a new registry answers
+``New`` and is ``Running`` right after (provisioning is instant here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cargobay.auth.principals import UserPrincipal
+from cargobay.db.engine import Database
+from cargobay.db.models import Registry
+from cargobay.db.types import utcnow
+from cargobay.domain.allowlist import validate_allowlist
+from cargobay.domain.errors import BadRequest, Conflict, NotFound
+from cargobay.domain.names import check_registry_name, is_registry_name
+from cargobay.domain.patching import UNSET, Maybe
+from cargobay.domain.schedule import WeeklySchedule, parse_schedule
+from cargobay.logs import get_logger
+from cargobay.services import registries
+from cargobay.services.ownership import require_manager, visible_registry
+from cargobay.storage.base import BlobStore
+
+log = get_logger("cargobay.registry_admin")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryView:
+    id: str
+    name: str
+    location: str
+    state: str
+    schedule: WeeklySchedule | None
+    vulnerability_scanning: bool
+    allowlist: tuple[str, ...]
+    storage_bytes: int
+    storage_updated_at: datetime | None
+    created_at: datetime
+    created_by: str
+    created_by_user_id: str
+    modified_at: datetime | None
+    modified_by: str | None
+    modified_by_user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySpec:
+    """The full desired state of a registry (POST and PUT)."""
+
+    name: str
+    location: str
+    schedule: WeeklySchedule | None
+    vulnerability_scanning: bool
+    allowlist: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryChanges:
+    """A PATCH: UNSET leaves a field as it is; ``schedule=None`` removes the schedule."""
+
+    schedule: Maybe[WeeklySchedule | None] = UNSET
+    vulnerability_scanning: Maybe[bool] = UNSET
+    allowlist: Maybe[tuple[str, ...]] = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    view: RegistryView
+    created: bool
+
+
+def view_of(registry: Registry) -> RegistryView:
+    schedule = (
+        WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
+        if registry.gc_time is not None
+        else None
+    )
+    return RegistryView(
+        id=registry.id,
+        name=registry.name,
+        location=registry.location,
+        state=registry.state,
+        schedule=schedule,
+        vulnerability_scanning=registry.vulnerability_scanning,
+        allowlist=tuple(registry.allowlist or ()),
+        storage_bytes=int(registry.storage_bytes or 0),
+        storage_updated_at=registry.storage_updated_at,
+        created_at=registry.created_at,
+        created_by=registry.created_by,
+        created_by_user_id=registry.created_by_user_id,
+        modified_at=registry.modified_at,
+        modified_by=registry.modified_by,
+        modified_by_user_id=registry.modified_by_user_id,
+    )
+
+
+def parse_spec(
+    *,
+    name: object,
+    location: object,
+    schedule: tuple[object, object] | None,
+    scanning: bool | None,
+    allowlist: object,
+    locations: Sequence[str],
+    prefix: str = "properties",
+) -> RegistrySpec:
+    """Validate POST/PUT properties; every message names the offending field."""
+    if not isinstance(name, str):
+        raise BadRequest(f"{prefix}.name is required: the registry name")
+    check_registry_name(name, f"{prefix}.name")
+    return RegistrySpec(
+        name=name,
+        location=check_location(location, locations, f"{prefix}.location"),
+        schedule=(
+            parse_schedule(schedule[0], schedule[1], f"{prefix}.garbageCollectionSchedule")
+            if schedule is not None
+            else None
+        ),
+        vulnerability_scanning=True if scanning is None else scanning,
+        allowlist=tuple(validate_allowlist(allowlist, f"{prefix}.apiSubnetAllowList")),
+    )
+
+
+def check_location(location: object, locations: Sequence[str], field: str) -> str:
+    if not isinstance(location, str) or not location:
+        raise BadRequest(f"{field} is required: one of {', '.join(locations)}")
+    if location not in locations:
+        raise BadRequest(
+            f"{field} {location[:40]!r} is not a known location; use one of {', '.join(locations)}"
+        )
+    return location
+
+
+class RegistryAdmin:
+    def __init__(self, db: Database, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+
+    async def name_in_use(self, name: str) -> bool:
+        """True when taken (by any contract: names are global); 400 when the name breaks the rules."""
+        if not is_registry_name(name):
+            check_registry_name(name, "name")
+        return await self.db.read(lambda s: registries.get_by_name(s, name) is not None)
+
+    async def list(
+        self, actor: UserPrincipal, name_filter: str | None, limit: int, after: str | None
+    ) -> tuple[list[RegistryView], bool]:
+        """One page in name order after ``after``; the flag says whether more remain."""
+
+        def work(session: Session) -> tuple[list[RegistryView], bool]:
+            query = select(Registry).where(Registry.contract_number == actor.contract_number)
+            if name_filter:
+                escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                query = query.where(Registry.name.like(f"%{escaped.lower()}%", escape="\\"))
+            if after is not None:
+                query = query.where(Registry.name > after)
+            rows = list(session.scalars(query.order_by(Registry.name).limit(limit + 1)))
+            return [view_of(r) for r in rows[:limit]], len(rows) > limit
+
+        return await self.db.read(work)
+
+    async def get(self, actor: UserPrincipal, registry_id: str) -> RegistryView:
+        return await self.db.read(lambda s: view_of(visible_registry(s, actor, registry_id)))
+
+    async def create(
+        self, actor: UserPrincipal, spec: RegistrySpec, registry_id: str | None = None
+    ) -> RegistryView:
+        require_manager(actor, "create registries")
+        try:
+            return await self.db.write(_create, actor, spec, registry_id)
+        except IntegrityError:  # a concurrent create won the name
+            raise _name_taken(spec.name) from None
+
+    async def put(self, actor: UserPrincipal, registry_id: str, spec: RegistrySpec) -> Saved:
+        """Create with the client's id, or replace what may change (name and location may not)."""
+        require_manager(actor, "create or replace registries")
+
+        def work(session: Session) -> Saved:
+            existing = session.get(Registry, registry_id)
+            if existing is None:
+                return Saved(_create(session, actor, spec, registry_id), True)
+            if existing.contract_number != actor.contract_number:
+                raise NotFound(f"registry {registry_id} not found")
+            if spec.name != existing.name:
+                raise BadRequest(
+                    f"properties.name cannot change: registry {registry_id} is named {existing.name!r}"
+                )
+            if spec.location != existing.location:
+                raise BadRequest(
+                    f"properties.location cannot change: registry {registry_id} is in {existing.location!r}"
+                )
+            changes = RegistryChanges(spec.schedule, spec.vulnerability_scanning, spec.allowlist)
+            _apply(existing, changes, actor, "properties.")
+            session.flush()
+            return Saved(view_of(existing), False)
+
+        try:
+            return await self.db.write(work)
+        except IntegrityError:  # a concurrent create won the name or the id
+            raise _name_taken(spec.name) from None
+
+    async def patch(self, actor: UserPrincipal, registry_id: str, changes: RegistryChanges) -> RegistryView:
+        def work(session: Session) -> RegistryView:
+            registry = visible_registry(session, actor, registry_id)
+            require_manager(actor, "change registries")
+            _apply(registry, changes, actor, "")
+            session.flush()
+            return view_of(registry)
+
+        return await self.db.write(work)
+
+    async def delete(self, actor: UserPrincipal, registry_id: str) -> None:
+        """Remove the registry with everything in it, then its stored objects.
+
+        The rows go first (tokens, repositories, manifests, tags and blob rows cascade); the objects
+        under the ``{registry_id}/`` namespace of the blob store are deleted before answering, so a
+        registry re-created with the same id right after (ionosctl does that) never loses new data.
+        """
+
+        def work(session: Session) -> None:
+            visible_registry(session, actor, registry_id)
+            require_manager(actor, "delete registries")
+            session.execute(delete(Registry).where(Registry.id == registry_id))
+
+        await self.db.write(work)
+        await self.purge_objects(registry_id)
+
+    async def purge_objects(self, registry_id: str) -> int:
+        removed = 0
+        try:
+            async for key in self.store.list(f"{registry_id}/"):
+                await self.store.delete(key)
+                removed += 1
+            async for key in self.store.list_staged(f"{registry_id}/"):
+                await self.store.discard(key)
+                removed += 1
+        except Exception:
+            log.exception("registry_objects_purge_failed", registry_id=registry_id)
+        return removed
+
+
+def _create(
+    session: Session, actor: UserPrincipal, spec: RegistrySpec, registry_id: str | None
+) -> RegistryView:
+    if registries.get_by_name(session, spec.name) is not None:
+        raise _name_taken(spec.name)
+    registry = registries.create_registry(
+        session,
+        contract_number=actor.contract_number,
+        name=spec.name,
+        location=spec.location,
+        created_by=actor.email,
+        created_by_user_id=actor.user_id,
+        registry_id=registry_id,
+        gc_days=list(spec.schedule.days) if spec.schedule else None,
+        gc_time=spec.schedule.time if spec.schedule else None,
+        vulnerability_scanning=spec.vulnerability_scanning,
+        allowlist=list(spec.allowlist),
+    )
+    view = view_of(registry)  # answered as "New" with no hostname yet ...
+    registries.mark_running(session, registry.id)  # ... and running from now on
+    return view
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"properties.name {name!r} is already in use; registry names are globally unique")
+
+
+def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal, prefix: str) -> None:
+    if changes.vulnerability_scanning is not UNSET:
+        if registry.vulnerability_scanning and not changes.vulnerability_scanning:
+            raise BadRequest(
+                f"{prefix}features.vulnerabilityScanning.enabled cannot be switched off once it is on"
+            )
+        registry.vulnerability_scanning = changes.vulnerability_scanning
+    if changes.schedule is not UNSET:
+        registry.gc_days = list(changes.schedule.days) if changes.schedule else None
+        registry.gc_time = changes.schedule.time if changes.schedule else None
+    if changes.allowlist is not UNSET:
+        registry.allowlist = list(changes.allowlist)
+    registry.modified_at = utcnow()
+    registry.modified_by = actor.email
+    registry.modified_by_user_id = actor.user_id

@@ -1,0 +1,51 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cargobay.domain import listing
+from cargobay.domain.errors import BadRequest
+
+
+def test_digit_strings_default_and_bounds() -> None:
+    assert listing.parse_digits(None, "limit", 100, 1, 1000) == 100
+    assert listing.parse_digits("", "limit", 100, 1, 1000) == 100
+    assert listing.parse_digits("25", "limit", 100, 1, 1000) == 25
+
+
+@pytest.mark.parametrize("raw", ["0", "1001", "-1", "1.5", "ten", "١٢"])
+def test_bad_digit_strings_name_the_parameter(raw: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        listing.parse_digits(raw, "limit", 100, 1, 1000)
+    assert err.value.message.startswith("limit must be")
+
+
+def test_order_by_defaults_and_signs() -> None:
+    values = listing.signed(listing.REGISTRY_ARTIFACT_ORDERS)
+    assert listing.parse_order(None, values, "-pullCount") == ("pullCount", True)
+    assert listing.parse_order("lastPush", values, "-pullCount") == ("lastPush", False)
+    with pytest.raises(BadRequest, match="orderBy 'size' is not supported"):
+        listing.parse_order("size", values, "-pullCount")
+
+
+def test_repository_orders_have_no_descending_name() -> None:
+    assert "name" in listing.REPOSITORY_ORDER_VALUES
+    assert "-name" not in listing.REPOSITORY_ORDER_VALUES
+    assert {"-lastPush", "artifactCount", "-pushCount"} <= set(listing.REPOSITORY_ORDER_VALUES)
+
+
+def test_severities_are_a_comma_separated_case_insensitive_list() -> None:
+    assert listing.parse_severities("Medium,high, critical", "f") == {"medium", "high", "critical"}
+    assert listing.parse_severities(None, "f") is None
+    with pytest.raises(BadRequest, match=r"filter\.severity .severe. is not a severity"):
+        listing.parse_severities("low,severe", "filter.severity")
+
+
+@given(st.text(min_size=1, max_size=63))
+def test_cursor_round_trips(name: str) -> None:
+    assert listing.decode_cursor(listing.encode_cursor(name)) == name
+
+
+@pytest.mark.parametrize("token", ["garbage!", "bm90LWEtY3Vyc29y", "%%%"])
+def test_foreign_cursors_are_refused(token: str) -> None:
+    with pytest.raises(BadRequest, match=r"pagination\.token"):
+        listing.decode_cursor(token)
