@@ -18,6 +18,7 @@ from cargobay.domain.manifests import ParsedManifest, parse_manifest
 from cargobay.domain.names import check_tag
 from cargobay.services import repositories
 from cargobay.services.blobs import add_storage
+from cargobay.storage.base import IntegrityError
 from cargobay.storage.sealing import Sealer
 
 
@@ -78,7 +79,7 @@ class ManifestService:
         row = await self.db.read(_find_manifest, registry_id, repository, reference)
         if row is None:
             return None
-        body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
+        body = await self._open(registry_id, row)
         return ManifestView(row.id, row.repository_id, row.digest, row.media_type, row.size, body)
 
     async def get_by_digest(self, registry_id: str, repository_id: int, digest: str) -> ManifestView | None:
@@ -90,8 +91,14 @@ class ManifestService:
         row = await self.db.read(work)
         if row is None:
             return None
-        body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
+        body = await self._open(registry_id, row)
         return ManifestView(row.id, row.repository_id, row.digest, row.media_type, row.size, body)
+
+    async def _open(self, registry_id: str, row: Manifest) -> bytes:
+        try:
+            return await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
+        except IntegrityError as exc:
+            raise IntegrityError(f"manifest body: {exc}", digest=row.digest) from None
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, registry_id: str, repository: str, reference: str) -> bool:
@@ -159,7 +166,7 @@ class ManifestService:
 
         descriptors: list[dict[str, Any]] = []
         for row in await self.db.read(work):
-            body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
+            body = await self._open(registry_id, row)
             descriptor: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
             if row.artifact_type:
                 descriptor["artifactType"] = row.artifact_type

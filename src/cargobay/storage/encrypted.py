@@ -17,25 +17,13 @@ import asyncio
 import contextlib
 import os
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from cargobay.storage.base import BlobStore, IntegrityError, ObjectNotFound, split_key
 from cargobay.storage.keys import DataKeySource
-from cargobay.storage.segments import (
-    HEADER_SIZE,
-    OVERHEAD,
-    SEGMENT_SIZE,
-    Layout,
-    associated_prefix,
-    header,
-    open_segment,
-    seal_object,
-    seal_segment,
-)
+from cargobay.storage.segments import HEADER_SIZE, OVERHEAD, SEGMENT_SIZE, Layout, ObjectCipher, header
 from cargobay.storage.streams import closing, exact_blocks
 
 SUFFIX = ".cbe"
@@ -43,6 +31,7 @@ _LOOKAHEAD = 2  # segments being sealed or opened ahead of the consumer, per str
 _INLINE = 64 * 1024  # smaller segments are handled on the event loop: cheaper than a thread hop
 
 T = TypeVar("T")
+Job = Callable[[], T]
 
 
 class EncryptedStore:
@@ -80,9 +69,8 @@ class EncryptedStore:
         return self._read(key, offset, length, finished=True)
 
     async def put(self, key: str, data: bytes) -> None:
-        aead, prefix = await self._cipher(key)
-        sealed = await self._run(seal_object, aead, prefix, self.segment_size, data)
-        await self.inner.put(key + SUFFIX, sealed)
+        cipher = await self._cipher(key)
+        await self.inner.put(key + SUFFIX, await self._run(lambda: cipher.seal_object(data)))
         if self.allow_plaintext:
             await self.inner.delete(key)
 
@@ -95,7 +83,7 @@ class EncryptedStore:
 
     # -- staged objects ---------------------------------------------------------------------
     async def append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        await self._seal_staged_plaintext(key)
+        await self._adopt_staged_plaintext(key)
         return await self._append(key, chunks)
 
     async def staged_size(self, key: str) -> int | None:
@@ -108,7 +96,7 @@ class EncryptedStore:
         return self._read(key, offset, length, finished=False)
 
     async def truncate(self, key: str, size: int) -> None:
-        await self._seal_staged_plaintext(key)
+        await self._adopt_staged_plaintext(key)
         sealed_key = key + SUFFIX
         layout = await self._staged_layout(key)
         if not 0 <= size <= layout.size:
@@ -117,25 +105,24 @@ class EncryptedStore:
             return
         index, keep = divmod(size, self.segment_size)
         cut = layout.offset(index)
-        resealed = b""
-        if keep:
-            aead, prefix = await self._cipher(key)
+        resealed: tuple[bytes, ...] = ()
+        if keep:  # the new last segment is a part of an old one
+            cipher = await self._cipher(key)
             sealed = await self._read_sealed(sealed_key, cut, layout.sealed_length(index))
-            plain = await self._open(key, aead, prefix, index, False, sealed)
-            resealed = await self._run(seal_segment, aead, prefix, index, False, plain[:keep])
+            plain = b"".join(await self._run(self._opener(key, cipher, index, False, [sealed])))
+            resealed = await self._run(lambda: cipher.seal(index, False, plain[:keep]))
         await self.inner.truncate(sealed_key, cut)
         if resealed:
-            await self.inner.append(sealed_key, _one(resealed))
+            await self.inner.append(sealed_key, _one(*resealed))
 
     async def commit(self, staged_key: str, key: str) -> None:
         if split_key(staged_key) != split_key(key):
             raise ValueError(f"commit of {staged_key} to {key} would change its namespace or object id")
-        await self._seal_staged_plaintext(staged_key)
+        await self._adopt_staged_plaintext(staged_key)
         sealed_key = staged_key + SUFFIX
         layout = await self._staged_layout(staged_key)
-        aead, prefix = await self._cipher(staged_key)
-        final = seal_segment(aead, prefix, layout.segments, True, b"")
-        await self.inner.append(sealed_key, _one(final))
+        cipher = await self._cipher(staged_key)
+        await self.inner.append(sealed_key, _one(*cipher.seal(layout.segments, True, b"")))
         try:
             await self.inner.commit(sealed_key, key + SUFFIX)
         except BaseException:
@@ -177,17 +164,23 @@ class EncryptedStore:
         await self.inner.delete(key)
         return True
 
-    async def _seal_staged_plaintext(self, key: str) -> None:
-        """A staged object from before encryption was on is encrypted by its next write.
+    async def seal_staged_plaintext(self, key: str) -> bool:
+        """Encrypt a staged plaintext object; False when there is none.
 
         Until its plaintext is discarded the plaintext is the truth, so a conversion cut short by a
         crash is simply done again.
         """
-        if not self.allow_plaintext or await self.inner.staged_size(key) is None:
-            return
+        if await self.inner.staged_size(key) is None:
+            return False
         await self.inner.discard(key + SUFFIX)
         await self._append(key, self.inner.staged_reader(key))
         await self.inner.discard(key)
+        return True
+
+    async def _adopt_staged_plaintext(self, key: str) -> None:
+        """A staged object from before encryption was on is encrypted by its next write."""
+        if self.allow_plaintext:
+            await self.seal_staged_plaintext(key)
 
     def _check_plaintext_allowed(self, key: str) -> None:
         if not self.allow_plaintext:
@@ -208,38 +201,34 @@ class EncryptedStore:
         plan = layout.plan(offset, end)
         if not plan:
             return
-        aead, prefix = await self._cipher(key)
-        with_header = plan[0] == 0
-        if not with_header:
-            await self._check_header(key, await self._read_sealed(sealed_key, 0, HEADER_SIZE, finished))
-        start = 0 if with_header else layout.offset(plan[0])
+        cipher = await self._cipher(key)
+        # The header is read apart so the segments start at chunk boundaries of the inner reader.
+        self._check_header(key, await self._read_sealed(sealed_key, 0, HEADER_SIZE, finished))
+        start = layout.offset(plan[0])
         stop = layout.offset(plan[-1]) + layout.sealed_length(plan[-1])
-        sizes = [HEADER_SIZE] * with_header + [layout.sealed_length(i) for i in plan]
         source = self.inner.reader if finished else self.inner.staged_reader
+        indexes = iter(plan)
+
+        def open_next(parts: Sequence[bytes | memoryview]) -> Job[Sequence[bytes]]:
+            index = next(indexes)
+            return self._opener(key, cipher, index, index == layout.segments, parts)
+
         async with closing(source(sealed_key, start, stop - start)) as stream:
-            blocks = _checked(exact_blocks(stream, sizes), key)
-            if with_header:
-                await self._check_header(key, await anext(blocks))
-            indexes = iter(plan)
-
-            def open_next(block: bytes) -> Callable[[], bytes]:
-                index = next(indexes)
-                return lambda: self._open_sync(key, aead, prefix, index, index == layout.segments, block)
-
-            held = b""
+            blocks = _complete(exact_blocks(stream, [layout.sealed_length(i) for i in plan]), key)
+            held: Sequence[bytes] = ()
             index = plan[0]
             async for plain in self._ahead(blocks, open_next):
                 if index < layout.segments:
                     base = index * self.segment_size
-                    low, high = max(offset - base, 0), min(end - base, len(plain))
-                    piece = plain if low == 0 and high == len(plain) else plain[low:high]
+                    pieces = _cut(plain, offset - base, end - base)
                     if index == layout.segments - 1 and plan[-1] == layout.segments:
-                        held = piece  # yielded once the final segment proved the object complete
-                    elif piece:
-                        yield piece
+                        held = pieces  # yielded once the final segment proved the object complete
+                    else:
+                        for piece in pieces:
+                            yield piece
                 index += 1
-            if held:
-                yield held
+            for piece in held:
+                yield piece
 
     async def _read_plaintext(
         self, key: str, offset: int, length: int | None, finished: bool
@@ -261,14 +250,14 @@ class EncryptedStore:
             raise IntegrityError(f"{sealed_key} is shorter than its size says", key=sealed_key)
         return data
 
-    async def _check_header(self, key: str, data: bytes) -> None:
+    def _check_header(self, key: str, data: bytes) -> None:
         if data != self._header:
             raise IntegrityError(f"{key} does not start with the expected header", key=key)
 
     # -- writing ----------------------------------------------------------------------------
     async def _append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         sealed_key = key + SUFFIX
-        aead, prefix = await self._cipher(key)
+        cipher = await self._cipher(key)
         cipher_size = await self.inner.staged_size(sealed_key)
         if cipher_size is None:
             layout = Layout(self.segment_size, 0, 0, finished=False)
@@ -282,8 +271,8 @@ class EncryptedStore:
             tail_sealed = await self._read_sealed(
                 sealed_key, layout.offset(index), layout.sealed_length(index)
             )
-            tail_plain = await self._open(key, aead, prefix, index, False, tail_sealed)
-        async with closing(self._sealed(aead, prefix, index, tail_plain, chunks)) as sealed:
+            tail_plain = b"".join(await self._run(self._opener(key, cipher, index, False, [tail_sealed])))
+        async with closing(self._sealed(cipher, index, tail_plain, chunks)) as sealed:
             first = await anext(sealed, None)
             if first is None:  # nothing arrived: leave the object as it was
                 if cipher_size is None:
@@ -302,51 +291,52 @@ class EncryptedStore:
         return self._layout(key, cipher_size, finished=False).size
 
     async def _sealed(
-        self, aead: AESGCM, prefix: bytes, index: int, head: bytes, chunks: AsyncIterable[bytes]
+        self, cipher: ObjectCipher, index: int, head: bytes, chunks: AsyncIterable[bytes]
     ) -> AsyncIterator[bytes]:
         """Sealed non-final segments from ``index`` on, of ``head`` plus the incoming plaintext."""
         size = self.segment_size
         buffer = bytearray(head)
-        received = False
 
-        def seal(data: bytes) -> Callable[[], bytes]:
-            nonlocal index
-            at = index
-            index += 1
-            return lambda: seal_segment(aead, prefix, at, False, data)
-
-        async def segments() -> AsyncIterator[bytes]:
-            nonlocal received
+        async def segments() -> AsyncIterator[Sequence[bytes]]:
+            received = False
             async for chunk in chunks:
                 if not chunk:
                     continue
                 received = True
                 if not buffer and len(chunk) == size:
-                    yield bytes(chunk)
+                    yield [chunk]  # the usual case (uploads arrive in 1 MiB blocks): no copy
                     continue
                 buffer.extend(chunk)
                 while len(buffer) >= size:
                     with memoryview(buffer) as view:
                         block = bytes(view[:size])
                     del buffer[:size]
-                    yield block
+                    yield [block]
             if received and buffer:
-                yield bytes(buffer)
+                yield [bytes(buffer)]
 
-        async for sealed in self._ahead(segments(), seal):
-            yield sealed
+        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[tuple[bytes, bytes]]:
+            nonlocal index
+            at, index = index, index + 1
+            return lambda: cipher.seal(at, False, parts[0])
+
+        async for nonce, ciphertext in self._ahead(segments(), seal_next):
+            yield nonce
+            yield ciphertext
 
     # -- helpers ----------------------------------------------------------------------------
     async def _ahead(
-        self, blocks: AsyncIterable[bytes], work: Callable[[bytes], Callable[[], bytes]]
-    ) -> AsyncIterator[bytes]:
+        self,
+        blocks: AsyncIterable[Sequence[bytes | memoryview]],
+        work: Callable[[Sequence[bytes | memoryview]], Job[T]],
+    ) -> AsyncIterator[T]:
         """Run ``work`` for each block in the pool, a few blocks ahead; yield the results in order."""
         loop = asyncio.get_running_loop()
-        pending: deque[asyncio.Future[bytes]] = deque()
+        pending: deque[asyncio.Future[T]] = deque()
         try:
             async for block in blocks:
                 job = work(block)
-                if len(block) <= _INLINE and not pending:
+                if sum(len(part) for part in block) <= _INLINE and not pending:
                     yield job()
                     continue
                 pending.append(loop.run_in_executor(self._pool, job))
@@ -359,26 +349,23 @@ class EncryptedStore:
                 future.cancel()
                 future.add_done_callback(_ignore_result)
 
-    async def _cipher(self, key: str) -> tuple[AESGCM, bytes]:
+    def _opener(
+        self, key: str, cipher: ObjectCipher, index: int, last: bool, parts: Sequence[bytes | memoryview]
+    ) -> Job[Sequence[bytes]]:
+        def job() -> Sequence[bytes]:
+            try:
+                return cipher.open(index, last, parts)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{key}: {exc}", key=key) from None
+
+        return job
+
+    async def _cipher(self, key: str) -> ObjectCipher:
         namespace, object_id = split_key(key)
-        data_key = await self.keys.data_key(namespace)
-        return AESGCM(data_key), associated_prefix(self.segment_size, namespace, object_id)
+        return ObjectCipher(await self.keys.data_key(namespace), self.segment_size, namespace, object_id)
 
-    def _open_sync(
-        self, key: str, aead: AESGCM, prefix: bytes, index: int, last: bool, sealed: bytes
-    ) -> bytes:
-        try:
-            return open_segment(aead, prefix, index, last, sealed)
-        except IntegrityError as exc:
-            raise IntegrityError(f"{key}: {exc}", key=key) from None
-
-    async def _open(
-        self, key: str, aead: AESGCM, prefix: bytes, index: int, last: bool, sealed: bytes
-    ) -> bytes:
-        return await self._run(self._open_sync, key, aead, prefix, index, last, sealed)
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    async def _run(self, job: Job[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
 
     async def _staged_layout(self, key: str) -> Layout:
         cipher_size = await self.inner.staged_size(key + SUFFIX)
@@ -393,7 +380,19 @@ class EncryptedStore:
             raise IntegrityError(f"{key}: {exc}", key=key) from None
 
 
-async def _checked(blocks: AsyncIterator[bytes], key: str) -> AsyncIterator[bytes]:
+def _cut(pieces: Sequence[bytes], start: int, stop: int) -> list[bytes]:
+    """Bytes ``[start, stop)`` of the concatenation of ``pieces``, slicing only pieces cut in two."""
+    kept: list[bytes] = []
+    position = 0
+    for piece in pieces:
+        low, high = max(start - position, 0), min(stop - position, len(piece))
+        if low < high:
+            kept.append(piece if low == 0 and high == len(piece) else piece[low:high])
+        position += len(piece)
+    return kept
+
+
+async def _complete(blocks: AsyncIterator[list[memoryview]], key: str) -> AsyncIterator[list[memoryview]]:
     try:
         async for block in blocks:
             yield block
@@ -410,8 +409,9 @@ async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
             yield key
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+async def _one(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
 
 
 async def _chain(lead: Iterable[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -421,6 +421,6 @@ async def _chain(lead: Iterable[bytes], rest: AsyncIterator[bytes]) -> AsyncIter
         yield block
 
 
-def _ignore_result(future: asyncio.Future[bytes]) -> None:
+def _ignore_result(future: asyncio.Future[T]) -> None:
     if not future.cancelled():
         future.exception()

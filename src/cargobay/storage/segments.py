@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cargobay.storage.base import IntegrityError
@@ -46,32 +48,69 @@ def associated_prefix(segment_size: int, namespace: str, object_id: str) -> byte
     return b"".join((header(segment_size), _LENGTH.pack(len(ns)), ns, _LENGTH.pack(len(oid)), oid))
 
 
-def seal_segment(aead: AESGCM, prefix: bytes, index: int, last: bool, plaintext: bytes | memoryview) -> bytes:
-    nonce = os.urandom(NONCE_SIZE)
-    return nonce + aead.encrypt(nonce, plaintext, prefix + _PLACE.pack(index, last))
+class ObjectCipher:
+    """Seals and opens the segments of one object (its data key, namespace and object id)."""
+
+    def __init__(self, key: bytes, segment_size: int, namespace: str, object_id: str) -> None:
+        self._key = key
+        self._aead = AESGCM(key)
+        self._prefix = associated_prefix(segment_size, namespace, object_id)
+        self.segment_size = segment_size
+
+    def _associated(self, index: int, last: bool) -> bytes:
+        return self._prefix + _PLACE.pack(index, last)
+
+    def seal(self, index: int, last: bool, plaintext: bytes | memoryview) -> tuple[bytes, bytes]:
+        """Segment ``index`` as its two parts, nonce and ciphertext (with tag), to be stored in a row;
+        kept apart so a large ciphertext is never copied just to put 12 bytes in front of it."""
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce, self._aead.encrypt(nonce, plaintext, self._associated(index, last))
+
+    def open(self, index: int, last: bool, parts: Sequence[bytes | memoryview]) -> list[bytes]:
+        """The plaintext of a sealed segment given as consecutive parts (views of the chunks it was
+        read in, so it need not be copied together); IntegrityError unless it is this object's
+        segment ``index``. Nothing is returned before the whole segment is authenticated."""
+        aad = self._associated(index, last)
+        try:
+            if len(parts) == 1:
+                view = memoryview(parts[0])
+                return [self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad)]
+            total = sum(len(p) for p in parts)
+            if total < OVERHEAD:
+                raise InvalidTag
+            nonce = b"".join(_slice(parts, 0, NONCE_SIZE))
+            tag = b"".join(_slice(parts, total - TAG_SIZE, total))
+            decryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce, tag)).decryptor()
+            decryptor.authenticate_additional_data(aad)
+            plain = [decryptor.update(view) for view in _slice(parts, NONCE_SIZE, total - TAG_SIZE)]
+            decryptor.finalize()
+            return plain
+        except InvalidTag:
+            kind = "final segment" if last else f"segment {index}"
+            raise IntegrityError(f"{kind} failed authentication") from None
+
+    def seal_object(self, data: bytes) -> bytes:
+        """A whole finished object in one piece (for small objects)."""
+        size = self.segment_size
+        view = memoryview(data)
+        count = -(-len(data) // size)
+        parts = [header(size)]
+        for i in range(count):
+            parts += self.seal(i, False, view[i * size : (i + 1) * size])
+        parts += self.seal(count, True, b"")
+        return b"".join(parts)
 
 
-def open_segment(aead: AESGCM, prefix: bytes, index: int, last: bool, sealed: bytes | memoryview) -> bytes:
-    """The plaintext of a segment, or IntegrityError when it is not this object's segment ``index``."""
-    view = memoryview(sealed)
-    try:
-        return aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], prefix + _PLACE.pack(index, last))
-    except InvalidTag:
-        kind = "final segment" if last else f"segment {index}"
-        raise IntegrityError(f"{kind} failed authentication") from None
-
-
-def seal_object(aead: AESGCM, prefix: bytes, segment_size: int, data: bytes) -> bytes:
-    """A whole finished object in one piece (for small objects)."""
-    view = memoryview(data)
-    count = -(-len(data) // segment_size)
-    parts = [header(segment_size)]
-    parts += (
-        seal_segment(aead, prefix, i, False, view[i * segment_size : (i + 1) * segment_size])
-        for i in range(count)
-    )
-    parts.append(seal_segment(aead, prefix, count, True, b""))
-    return b"".join(parts)
+def _slice(parts: Sequence[bytes | memoryview], start: int, stop: int) -> list[memoryview]:
+    """Views of bytes ``[start, stop)`` of the concatenation of ``parts``."""
+    views: list[memoryview] = []
+    position = 0
+    for part in parts:
+        low, high = max(start - position, 0), min(stop - position, len(part))
+        if low < high:
+            views.append(memoryview(part)[low:high])
+        position += len(part)
+    return views
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,11 +106,10 @@ def file_chunks(path: str, offset: int, length: int | None, chunk: int = CHUNK) 
             yield data
 
 
-async def exact_blocks(chunks: AsyncIterable[bytes], sizes: Iterable[int]) -> AsyncIterator[bytes]:
-    """Cut a stream into blocks of exactly ``sizes``, copying only blocks that span chunks.
-
-    Raises EOFError when the stream ends early; bytes after the last block are ignored.
-    """
+async def exact_blocks(chunks: AsyncIterable[bytes], sizes: Iterable[int]) -> AsyncIterator[list[memoryview]]:
+    """Cut a stream into blocks of exactly ``sizes``, each given as the views of the chunks it spans
+    (nothing is copied). Raises EOFError when the stream ends early; bytes after the last block are
+    ignored."""
     wanted = iter(sizes)
     need = next(wanted, None)
     parts: list[memoryview] = []
@@ -118,21 +117,15 @@ async def exact_blocks(chunks: AsyncIterable[bytes], sizes: Iterable[int]) -> As
     async for chunk in chunks:
         view = memoryview(chunk)
         while need is not None and view:
-            if not parts and len(view) >= need:
-                block = view[:need]
-                yield chunk if len(chunk) == need and isinstance(chunk, bytes) else bytes(block)
-                view = view[need:]
-            else:
-                take = min(need - have, len(view))
-                parts.append(view[:take])
-                have += take
-                view = view[take:]
-                if have < need:
-                    continue
-                yield b"".join(parts)
-                parts.clear()
+            take = min(need - have, len(view))
+            parts.append(view[:take])
+            have += take
+            view = view[take:]
+            if have == need:
+                yield parts
+                parts = []
                 have = 0
-            need = next(wanted, None)
+                need = next(wanted, None)
         if need is None:
             return
     if need is not None:
