@@ -228,3 +228,12 @@ async def test_no_plaintext_reaches_the_inner_store(store: EncryptedStore) -> No
     for path in store.inner.root.rglob("*"):
         if path.is_file():
             assert marker not in path.read_bytes(), path
+
+
+async def test_a_damaged_final_segment_fails_reads_of_the_last_segment(store: EncryptedStore) -> None:
+    path = sealed_file(store, key("ab01"))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(data)
+    await assert_fails_without_wrong_bytes(store, key("ab01"), DATA, 3 * SEGMENT + 10, 5)
+    assert await read_all(store.reader(key("ab01"), 10, 100)) == DATA[10:110]  # intact segments read true

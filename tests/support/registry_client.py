@@ -62,12 +62,16 @@ class RegistryClient:
         body = json.dumps(manifest).encode()
         with self.client() as c:
             r = c.put(
-                f"/v2/{repo}/manifests/{reference}", content=body, headers={"Content-Type": manifest["mediaType"]}
+                f"/v2/{repo}/manifests/{reference}",
+                content=body,
+                headers={"Content-Type": manifest["mediaType"]},
             )
             assert r.status_code == 201, r.text
         return digest_of(body)
 
-    def push_image(self, repo: str, tag: str, layers: list[bytes], annotations: dict[str, str]) -> dict[str, str]:
+    def push_image(
+        self, repo: str, tag: str, layers: list[bytes], annotations: dict[str, str]
+    ) -> dict[str, str]:
         """Push a config, layers and an OCI manifest; returns the digests by role."""
         config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
         digests = {"config": self.push_blob(repo, config)}

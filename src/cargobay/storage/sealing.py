@@ -69,8 +69,10 @@ class AeadSealer:
             if self.allow_plaintext:
                 return sealed
             raise IntegrityError("record is not sealed where only sealed records may be")
-        aead = AESGCM(await self.keys.data_key(namespace))
         start = len(SEALED_PREFIX)
+        if len(sealed) < start + _NONCE + 16:
+            raise IntegrityError("sealed record is truncated")
+        aead = AESGCM(await self.keys.data_key(namespace))
         nonce, body = sealed[start : start + _NONCE], sealed[start + _NONCE :]
         aad = _associated(namespace, context)
         try:

@@ -150,9 +150,9 @@ class Layout:
         return self.plain_length(index) + OVERHEAD
 
     def plan(self, start: int, end: int) -> list[int]:
-        """Segments to open for plaintext ``[start, end)``; the final one too when the range reaches
-        the end of a finished object, so a read to the end also proves the object complete."""
+        """Segments to open for plaintext ``[start, end)``; of a finished object the final one too when
+        the range reaches its last segment or its end, so such a read also proves it complete."""
         indexes = list(range(start // self.segment_size, -(-end // self.segment_size))) if end > start else []
-        if self.finished and end >= self.size:
+        if self.finished and (end >= self.size or indexes[-1:] == [self.segments - 1]):
             indexes.append(self.segments)
         return indexes
