@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio.to_thread
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -77,9 +78,23 @@ async def seal_plaintext_data(db: Database, store: EncryptedStore, sealer: Seale
             sealed = await sealer.seal(registry_id, manifest_context(digest), body)
             await db.write(_replace_body, manifest_id, body, sealed)
             report.manifests += 1
+    if report.manifests and db.is_sqlite:
+        await anyio.to_thread.run_sync(_compact_sqlite, db)
     await db.write(_no_plaintext_left)
     log.info("plaintext_sealed", **vars(report))
     return report
+
+
+def _compact_sqlite(db: Database) -> None:
+    """Rewrite the database file so free pages keep no copy of the bodies that were replaced."""
+    connection = db.engine.raw_connection()
+    try:
+        sqlite = connection.driver_connection
+        assert sqlite is not None
+        sqlite.execute("VACUUM")
+        sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
 
 
 def _manifests_after(session: Session, last_id: int, limit: int) -> list[tuple[int, str, str, bytes]]:
