@@ -202,10 +202,12 @@ class EncryptedStore:
         if not plan:
             return
         cipher = await self._cipher(key)
-        # The header is read apart so the segments start at chunk boundaries of the inner reader.
-        self._check_header(key, await self._read_sealed(sealed_key, 0, HEADER_SIZE, finished))
-        start = layout.offset(plan[0])
+        with_header = plan[0] == 0  # read along with the first segment, else on its own
+        if not with_header:
+            self._check_header(key, await self._read_sealed(sealed_key, 0, HEADER_SIZE, finished))
+        start = 0 if with_header else layout.offset(plan[0])
         stop = layout.offset(plan[-1]) + layout.sealed_length(plan[-1])
+        sizes = [HEADER_SIZE] * with_header + [layout.sealed_length(i) for i in plan]
         source = self.inner.reader if finished else self.inner.staged_reader
         indexes = iter(plan)
 
@@ -214,7 +216,9 @@ class EncryptedStore:
             return self._opener(key, cipher, index, index == layout.segments, parts)
 
         async with closing(source(sealed_key, start, stop - start)) as stream:
-            blocks = _complete(exact_blocks(stream, [layout.sealed_length(i) for i in plan]), key)
+            blocks = _complete(exact_blocks(stream, sizes), key)
+            if with_header:
+                self._check_header(key, b"".join(await anext(blocks)))
             held: Sequence[bytes] = ()
             index = plan[0]
             async for plain in self._ahead(blocks, open_next):
