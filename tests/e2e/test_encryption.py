@@ -157,8 +157,10 @@ def test_swapped_segments_fail_the_pull(
     c = path.read_bytes()
     one, two = c[HEADER + STEP : HEADER + 2 * STEP], c[HEADER + 2 * STEP : HEADER + 3 * STEP]
     path.write_bytes(c[: HEADER + STEP] + two + one + c[HEADER + 3 * STEP :])
-    assert_pull_fails(client, repo, digest, data)
+    assert_pull_fails(client, repo, digest, data)  # segment 0 is sent, then the transfer is cut
     assert_pull_fails(client, repo, digest, data, (SEGMENT + 5, SEGMENT + 50))
+    events = [line for line in vault.log_tail(400).splitlines() if "stored_data_failed_verification" in line]
+    assert any(digest in line and "registry=tamper" in line and "segment 1" in line for line in events)
 
 
 def test_swapped_blob_files_fail_both_pulls(vault: Server, client: RegistryClient) -> None:

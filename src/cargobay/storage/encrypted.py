@@ -221,16 +221,17 @@ class EncryptedStore:
                 self._check_header(key, b"".join(await anext(blocks)))
             held: Sequence[bytes] = ()
             index = plan[0]
-            async for plain in self._ahead(blocks, open_next):
-                if index < layout.segments:
-                    base = index * self.segment_size
-                    pieces = _cut(plain, offset - base, end - base)
-                    if index == layout.segments - 1 and plan[-1] == layout.segments:
-                        held = pieces  # yielded once the final segment proved the object complete
-                    else:
-                        for piece in pieces:
-                            yield piece
-                index += 1
+            async with closing(self._ahead(blocks, open_next)) as opened:
+                async for plain in opened:
+                    if index < layout.segments:
+                        base = index * self.segment_size
+                        pieces = _cut(plain, offset - base, end - base)
+                        if index == layout.segments - 1 and plan[-1] == layout.segments:
+                            held = pieces  # yielded once the final segment proved the object complete
+                        else:
+                            for piece in pieces:
+                                yield piece
+                    index += 1
             for piece in held:
                 yield piece
 
@@ -324,9 +325,10 @@ class EncryptedStore:
             at, index = index, index + 1
             return lambda: cipher.seal(at, False, parts[0])
 
-        async for nonce, ciphertext in self._ahead(segments(), seal_next):
-            yield nonce
-            yield ciphertext
+        async with closing(self._ahead(segments(), seal_next)) as sealed:
+            async for nonce, ciphertext in sealed:
+                yield nonce
+                yield ciphertext
 
     # -- helpers ----------------------------------------------------------------------------
     async def _ahead(
