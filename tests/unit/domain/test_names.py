@@ -11,23 +11,7 @@ def test_valid_repository_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    [
-        "",
-        "A",
-        "team/",
-        "/app",
-        "a//b",
-        "a/../b",
-        "..",
-        "a/./b",
-        "-a",
-        "a-",
-        "a..b",
-        "a___b",
-        "a b",
-        "a" * 256,
-    ],
+    "name", ["", "A", "team/", "/app", "a//b", "a/../b", "..", "a/./b", "-a", "a-", "a..b", "a___b", "a b", "a" * 256]
 )
 def test_invalid_repository_names(name: str) -> None:
     assert not is_repository_name(name)
