@@ -14,9 +14,11 @@ app = typer.Typer(help="Cargobay: a self-hostable private OCI container registry
 contract_app = typer.Typer(help="Contracts (tenants).", no_args_is_help=True)
 user_app = typer.Typer(help="Users of contracts.", no_args_is_help=True)
 registry_app = typer.Typer(help="Registries.", no_args_is_help=True)
+keys_app = typer.Typer(help="Keys of encryption at rest.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
+app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory (CARGOBAY_DATA_DIR)")]
 
@@ -96,10 +98,31 @@ def worker(data_dir: DataDir = None) -> None:
 
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
-    """Apply database migrations (also done at every start)."""
+    """Apply database migrations (also done at every start); with encryption on, seal data stored
+    while it was off."""
+    import asyncio
+
+    from cargobay.services.encryption import seal_plaintext_data
+    from cargobay.storage.encrypted import EncryptedStore
+
     runtime = _prepare(_settings(data_dir))
-    runtime.db.dispose()
     typer.echo("database is at the newest schema")
+    store = runtime.store
+    if isinstance(store, EncryptedStore) and store.allow_plaintext:
+
+        async def seal() -> None:
+            try:
+                report = await seal_plaintext_data(runtime.db, store, runtime.sealer)
+            finally:
+                await runtime.close()
+            typer.echo(
+                f"sealed data stored without encryption: {report.blobs} blobs, {report.uploads} uploads, "
+                f"{report.manifests} manifests ({report.orphans} objects of deleted registries left alone)"
+            )
+
+        asyncio.run(seal())
+    else:
+        runtime.db.dispose()
 
 
 @contract_app.command("create")
@@ -220,6 +243,71 @@ def registry_create(
     public = settings.public_url.split("://", 1)[-1].rstrip("/") if settings.public_url else settings.listen
     typer.echo(f"registry {name} ({registry_id})")
     typer.echo(f"hostname: {registries.hostname(name, settings.registry_domain, public)}")
+
+
+@keys_app.command("rotate-master")
+def rotate_master(
+    new_key_file: Annotated[
+        Path, typer.Option("--new-key-file", help="the new master key (generated, mode 0600, if absent)")
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Re-wrap every registry's data key under a new master key; blobs are not rewritten.
+
+    The new key is first added to the master key file (as its first, active key), every data key is
+    re-wrapped under it one registry at a time, and the old key is then dropped from the file. A crash
+    at any point leaves all data readable; run the command again to finish.
+    """
+    from cargobay.db.engine import Database
+    from cargobay.faults import crash_point
+    from cargobay.services.keys import master_key_ids_in_use, rotate_master_key
+    from cargobay.storage.keys import (
+        MasterKeyFile,
+        MasterKeyUnavailable,
+        generate_key,
+        write_key_file,
+    )
+
+    settings = _settings(data_dir)
+    if not settings.encryption:
+        _fail("encryption at rest is off (CARGOBAY_ENCRYPTION=false): there are no keys to rotate")
+    runtime = _prepare(settings)
+    keyring = runtime.master_keys
+    assert keyring is not None
+    db: Database = runtime.db
+    if not new_key_file.exists():
+        write_key_file(new_key_file, [generate_key()], exclusive=True)
+        typer.echo(f"generated a new master key in {new_key_file}")
+    new_keys = MasterKeyFile(new_key_file)
+    if len(new_keys.key_ids) != 1:
+        _fail(f"{new_key_file} must hold exactly one key")
+    new_id = new_keys.active_key_id
+    try:
+        if keyring.install(new_keys.key(new_id)):
+            typer.echo(f"added master key {new_id} to {keyring.path}")
+    except OSError as exc:
+        _fail(
+            f"cannot write {keyring.path} ({exc.strerror}): add the new key as its first line yourself "
+            f"(on every node that reads it), then run this command again"
+        )
+    crash_point("rotate.installed")
+    try:
+        count = rotate_master_key(db, keyring, new_id)
+    except MasterKeyUnavailable as exc:
+        _fail(str(exc))
+    crash_point("rotate.rewrapped_all")
+    in_use = db.read_sync(master_key_ids_in_use)
+    try:
+        dropped = keyring.retain(in_use)
+    except OSError as exc:
+        dropped = []
+        old = ", ".join(i for i in keyring.key_ids if i not in in_use and i != new_id)
+        typer.echo(f"cannot write {keyring.path} ({exc.strerror}): remove key(s) {old} yourself", err=True)
+    db.dispose()
+    typer.echo(f"re-wrapped {count} data keys under master key {new_id}")
+    if dropped:
+        typer.echo(f"retired master key(s) {', '.join(dropped)} from {keyring.path}")
+    typer.echo(f"the active master key now lives in {keyring.path}; {new_key_file} is no longer needed")
 
 
 def main() -> None:

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.db.migrate import upgrade
+from cargobay.services.encryption import record_plaintext_writes
+from cargobay.services.keys import DataKeys, activate, open_master_key_file
 from cargobay.storage.base import BlobStore
+from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
-from cargobay.storage.sealing import PlainSealer, Sealer
+from cargobay.storage.keys import MasterKeyFile
+from cargobay.storage.sealing import AeadSealer, PlainSealer, Sealer
 
 
 @dataclass
@@ -18,6 +22,7 @@ class Runtime:
     db: Database
     store: BlobStore
     sealer: Sealer
+    master_keys: MasterKeyFile | None = None  # None when encryption at rest is off
 
     async def close(self) -> None:
         await self.store.close()
@@ -30,4 +35,18 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
     if migrate:
         upgrade(db.engine)
     store = open_store(settings.resolved_storage_url)
-    return Runtime(settings=settings, db=db, store=store, sealer=PlainSealer())
+    if not settings.encryption:
+        record_plaintext_writes(db)
+        return Runtime(settings=settings, db=db, store=store, sealer=PlainSealer())
+    master_keys = open_master_key_file(
+        db, settings.resolved_master_key_file, configured=settings.master_key_file is not None
+    )
+    _, plaintext_may_exist = activate(db, master_keys)
+    keys = DataKeys(db, master_keys)
+    return Runtime(
+        settings=settings,
+        db=db,
+        store=EncryptedStore(store, keys, allow_plaintext=plaintext_may_exist),
+        sealer=AeadSealer(keys, allow_plaintext=plaintext_may_exist),
+        master_keys=master_keys,
+    )

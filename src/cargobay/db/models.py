@@ -107,6 +107,23 @@ class Registry(Base):
     modified_by_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
+class EncryptionState(Base):
+    """What every process must agree on about encryption at rest; a single row (id 1).
+
+    ``active_master_key_id`` is the master key new data keys are wrapped with (each registry row
+    records the key that wrapped its own data key). ``plaintext_may_exist`` is true while data written
+    without encryption may remain; only then is unsealed data read, so nobody can downgrade sealed
+    data by replacing it with plaintext.
+    """
+
+    __tablename__ = "encryption_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    active_master_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    plaintext_may_exist: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Token(Base):
     """A registry credential: username = name, password stored only as a hash."""
 

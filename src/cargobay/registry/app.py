@@ -14,6 +14,7 @@ from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
 from cargobay.auth.policy import catalog_filter
 from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
 from cargobay.db.models import Token
+from cargobay.domain.digests import is_digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import check_repository_name
 from cargobay.domain.scopes import glob_matches, scopes_from_json
@@ -21,7 +22,7 @@ from cargobay.logs import get_logger
 from cargobay.registry.access import AccessControl
 from cargobay.registry.blobs import BlobEndpoints
 from cargobay.registry.context import Call
-from cargobay.registry.http import API_VERSION_HEADER, error_response, json_response
+from cargobay.registry.http import API_VERSION_HEADER, error_response, integrity_failure, json_response
 from cargobay.registry.manifests import ManifestEndpoints, next_link, parse_page_size
 from cargobay.registry.routing import METHODS, Endpoint, address, match, registry_from_host
 from cargobay.registry.token import TokenEndpoint
@@ -119,7 +120,13 @@ class RegistryApp:
             frozenset({needed}),
             f"repository:{addr.client_name}:{scope_actions}",
         )
-        return await self._handlers[route.endpoint](Call(request, route, addr, access))
+        call = Call(request, route, addr, access)
+        try:
+            return await self._handlers[route.endpoint](call)
+        except IntegrityError as exc:
+            raise integrity_failure(
+                call.registry, route.param if is_digest(route.param) else None, exc
+            ) from None
 
     async def _catalog(self, request: Request) -> Response:
         host_registry = self._host_registry(request)

@@ -19,12 +19,14 @@ from cargobay.registry.http import (
     content_length,
     empty,
     has_body,
+    integrity_failure,
     parse_content_range,
     parse_range,
 )
 from cargobay.registry.routing import address
 from cargobay.services.blobs import BlobInfo, BlobService
 from cargobay.services.uploads import EMPTY_SHA256, UploadInfo, UploadService, range_header
+from cargobay.storage.base import IntegrityError
 
 
 def _blob_unknown(digest: str) -> RegistryError:
@@ -62,10 +64,10 @@ class BlobEndpoints:
                 b"", 200, {**headers, "Content-Length": str(blob.size)}, "application/octet-stream"
             )
         if wanted is None:
-            return await _stream(self.blobs, blob, 0, blob.size, 200, headers)
+            return await _stream(call, self.blobs, blob, 0, blob.size, 200, headers)
         start, end = wanted
         headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
-        return await _stream(self.blobs, blob, start, end - start + 1, 206, headers)
+        return await _stream(call, self.blobs, blob, start, end - start + 1, 206, headers)
 
     # -- uploads ----------------------------------------------------------------------------
     async def start(self, call: Call) -> Response:
@@ -142,9 +144,19 @@ class BlobEndpoints:
 
 
 async def _stream(
-    blobs: BlobService, blob: BlobInfo, offset: int, length: int, status: int, headers: dict[str, str]
+    call: Call,
+    blobs: BlobService,
+    blob: BlobInfo,
+    offset: int,
+    length: int,
+    status: int,
+    headers: dict[str, str],
 ) -> Response:
-    """Stream a blob; the first block is read (and verified) before any header goes out."""
+    """Stream a blob; the first block is read (and verified) before any header goes out.
+
+    Data failing verification later, once the status is sent, is logged and cuts the connection, so
+    the client sees a broken transfer and never a wrong byte.
+    """
     headers = {**headers, "Content-Length": str(length)}
     chunks = blobs.open(blob, offset, length)
     try:
@@ -154,8 +166,12 @@ async def _stream(
 
     async def body() -> AsyncIterator[bytes]:
         yield first
-        async for chunk in chunks:
-            yield chunk
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except IntegrityError as exc:
+            integrity_failure(call.registry, blob.digest, exc)
+            raise
 
     return StreamingResponse(body(), status, headers, "application/octet-stream")
 

@@ -11,8 +11,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.logs import get_logger
+from cargobay.services.registries import RegistryInfo
+from cargobay.storage.base import IntegrityError
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+log = get_logger("cargobay.registry")
 
 
 def error_response(exc: RegistryError, head: bool = False) -> Response:
@@ -23,6 +27,19 @@ def error_response(exc: RegistryError, head: bool = False) -> Response:
     if head:
         response.headers["Content-Length"] = "0"
     return response
+
+
+def integrity_failure(registry: RegistryInfo, digest: str | None, exc: IntegrityError) -> RegistryError:
+    """Log the one event that names the damaged data; the client learns only that it failed."""
+    log.error(
+        "stored_data_failed_verification",
+        registry=registry.name,
+        registry_id=registry.id,
+        digest=exc.digest or digest,
+        key=exc.key,
+        reason=str(exc),
+    )
+    return RegistryError(OciCode.UNKNOWN, "stored data failed verification")
 
 
 def json_response(

@@ -18,6 +18,7 @@ from cargobay.domain.manifests import ParsedManifest, parse_manifest
 from cargobay.domain.names import check_tag
 from cargobay.services import repositories
 from cargobay.services.blobs import add_storage
+from cargobay.storage.base import IntegrityError
 from cargobay.storage.sealing import Sealer
 
 
@@ -97,8 +98,14 @@ class ManifestService:
         if row is None:
             return None
         manifest_id, repository_id, digest, media_type, size, sealed = row
-        body = await self.sealer.open(registry_id, manifest_context(digest), bytes(sealed))
+        body = await self._open(registry_id, digest, bytes(sealed))
         return ManifestView(manifest_id, repository_id, digest, media_type, size, body)
+
+    async def _open(self, registry_id: str, digest: str, sealed: bytes) -> bytes:
+        try:
+            return await self.sealer.open(registry_id, manifest_context(digest), sealed)
+        except IntegrityError as exc:
+            raise IntegrityError(f"manifest body: {exc}", digest=digest) from None
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, registry_id: str, repository: str, reference: str) -> bool:
@@ -166,7 +173,7 @@ class ManifestService:
 
         descriptors: list[dict[str, Any]] = []
         for row in await self.db.read(work):
-            body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
+            body = await self._open(registry_id, row.digest, row.body)
             descriptor: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
             if row.artifact_type:
                 descriptor["artifactType"] = row.artifact_type

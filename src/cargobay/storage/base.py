@@ -22,7 +22,16 @@ class ObjectNotFound(Exception):
 
 
 class IntegrityError(Exception):
-    """Stored bytes failed verification (tampered, truncated or misplaced); never serve them."""
+    """Stored bytes failed verification (tampered, truncated or misplaced); never serve them.
+
+    ``key`` names the stored object and ``digest`` the content it should hold, when known, so the
+    layer that reports the failure can say which data is damaged.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, digest: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.digest = digest
 
 
 @runtime_checkable

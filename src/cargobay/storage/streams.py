@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -79,6 +79,17 @@ async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK) -> AsyncItera
         yield bytes(buffer)
 
 
+@contextlib.asynccontextmanager
+async def closing(iterator: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Close an async generator on leaving the block, also when it was not run to its end."""
+    try:
+        yield iterator
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
+
+
 def file_chunks(path: str, offset: int, length: int | None, chunk: int = CHUNK) -> Iterator[bytes]:
     """Blocking read of a byte range of a file in chunks."""
     with open(path, "rb", buffering=0) as f:
@@ -93,3 +104,29 @@ def file_chunks(path: str, offset: int, length: int | None, chunk: int = CHUNK) 
             if remaining is not None:
                 remaining -= len(data)
             yield data
+
+
+async def exact_blocks(chunks: AsyncIterable[bytes], sizes: Iterable[int]) -> AsyncIterator[list[memoryview]]:
+    """Cut a stream into blocks of exactly ``sizes``, each given as the views of the chunks it spans
+    (nothing is copied). Raises EOFError when the stream ends early; bytes after the last block are
+    ignored."""
+    wanted = iter(sizes)
+    need = next(wanted, None)
+    parts: list[memoryview] = []
+    have = 0
+    async for chunk in chunks:
+        view = memoryview(chunk)
+        while need is not None and view:
+            take = min(need - have, len(view))
+            parts.append(view[:take])
+            have += take
+            view = view[take:]
+            if have == need:
+                yield parts
+                parts = []
+                have = 0
+                need = next(wanted, None)
+        if need is None:
+            return
+    if need is not None:
+        raise EOFError(f"stream ended {need - have} bytes short of a block")

@@ -1,0 +1,240 @@
+"""Per-registry data keys and the master keys that wrap them: first use, caching, rotation.
+
+A registry's data key is made on first use, wrapped under the active master key (the one recorded in
+``encryption_state``) and stored with compare-and-swap, so concurrent processes agree on one key.
+Rotation re-wraps every data key under a new master key, one registry per transaction; each row names
+the master key that wraps it, so a crash at any point leaves every data key readable with the old or
+the new key, and running the rotation again finishes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio.to_thread
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cargobay.db.engine import Database
+from cargobay.db.models import EncryptionState, Registry
+from cargobay.db.types import utcnow
+from cargobay.faults import crash_point
+from cargobay.logs import get_logger
+from cargobay.storage.base import IntegrityError
+from cargobay.storage.keys import (
+    KeyProvider,
+    MasterKeyFile,
+    MasterKeyUnavailable,
+    UnknownNamespace,
+    generate_key,
+)
+
+log = get_logger("cargobay.keys")
+STATE_ID = 1
+
+
+class DataKeys:
+    """The ``DataKeySource`` of the encryption layer: data keys by registry id, unwrapped in memory."""
+
+    def __init__(self, db: Database, provider: KeyProvider) -> None:
+        self.db = db
+        self.provider = provider
+        self._cache: dict[str, bytes] = {}
+
+    async def data_key(self, namespace: str) -> bytes:
+        key = self._cache.get(namespace)
+        if key is None:
+            key = await anyio.to_thread.run_sync(self._load, namespace)
+            self._cache[namespace] = key
+        return key
+
+    def _load(self, registry_id: str) -> bytes:
+        row = self.db.read_sync(_wrapped_key, registry_id)
+        if row is not None and row[0] is None:
+            self._create(registry_id)
+            row = self.db.read_sync(_wrapped_key, registry_id)
+        if row is None or row[0] is None or row[1] is None:
+            raise UnknownNamespace(registry_id)
+        return unwrap(self.provider, row[1], row[0], registry_id)
+
+    def _create(self, registry_id: str) -> None:
+        data_key = generate_key()
+        for _ in range(5):
+            key_id = self.db.read_sync(_active_key_id)
+            wrapped = wrap(self.provider, key_id, data_key, registry_id)
+            if self.db.write_sync(_store_new_key, registry_id, wrapped, key_id):
+                return
+        raise MasterKeyUnavailable("the active master key kept changing while a data key was made")
+
+
+def wrap(provider: KeyProvider, key_id: str, data_key: bytes, registry_id: str) -> bytes:
+    _need(provider, key_id)
+    return provider.wrap(key_id, data_key, registry_id.encode())
+
+
+def unwrap(provider: KeyProvider, key_id: str, wrapped: bytes, registry_id: str) -> bytes:
+    _need(provider, key_id)
+    try:
+        return provider.unwrap(key_id, wrapped, registry_id.encode())
+    except ValueError as exc:
+        raise IntegrityError(f"data key of registry {registry_id}: {exc}") from None
+
+
+def _need(provider: KeyProvider, key_id: str) -> None:
+    """Have ``key_id`` at hand, reloading once: another process may have added it (a rotation)."""
+    if not provider.has_key(key_id):
+        provider.refresh()
+        if not provider.has_key(key_id):
+            raise MasterKeyUnavailable(f"master key {key_id} is not available")
+
+
+def _wrapped_key(session: Session, registry_id: str) -> tuple[bytes | None, str | None] | None:
+    row = session.execute(
+        select(Registry.wrapped_data_key, Registry.master_key_id).where(Registry.id == registry_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def _active_key_id(session: Session) -> str:
+    key_id = session.scalar(
+        select(EncryptionState.active_master_key_id).where(EncryptionState.id == STATE_ID)
+    )
+    if key_id is None:
+        raise MasterKeyUnavailable("no active master key is recorded (encryption was never started)")
+    return key_id
+
+
+def _store_new_key(session: Session, registry_id: str, wrapped: bytes, key_id: str) -> bool:
+    """Store a new wrapped data key unless one exists; False if the active master key changed meanwhile.
+
+    The active key is read with a share lock, so a rotation that switches it waits for this
+    transaction, and no data key is ever wrapped under a key the rotation has left behind.
+    """
+    active = session.scalar(
+        select(EncryptionState.active_master_key_id)
+        .where(EncryptionState.id == STATE_ID)
+        .with_for_update(read=True)
+    )
+    if active != key_id:
+        return False
+    session.execute(
+        update(Registry)
+        .where(Registry.id == registry_id, Registry.wrapped_data_key.is_(None))
+        .values(wrapped_data_key=wrapped, master_key_id=key_id)
+    )
+    return True
+
+
+# -- master keys ------------------------------------------------------------------------------
+def open_master_key_file(db: Database, path: Path, configured: bool) -> MasterKeyFile:
+    """The master key file; on a first start without a configured file, one is generated (0600)."""
+    if path.exists() or configured:
+        keys = MasterKeyFile(path)
+        if keys.readable_by_others:
+            log.warning("master_key_file_readable_by_others", path=str(path), hint="chmod 600")
+        return keys
+    if db.read_sync(has_data_keys):
+        raise MasterKeyUnavailable(f"{path} is missing, yet data keys wrapped by a master key are stored")
+    keys = MasterKeyFile.create(path)
+    log.warning(
+        "master_key_generated",
+        path=str(path),
+        hint="the key lies beside the data it protects: keep a copy elsewhere, "
+        "or set CARGOBAY_MASTER_KEY_FILE to a key kept off this disk",
+    )
+    return keys
+
+
+def activate(db: Database, provider: KeyProvider) -> tuple[str, bool]:
+    """At start with encryption on: record the active master key on the first start, check that it
+    is at hand; returns it and whether plaintext data may exist."""
+
+    def work(session: Session) -> tuple[str, bool]:
+        state = encryption_state(session)
+        if state.active_master_key_id is None:
+            state.active_master_key_id = provider.active_key_id
+            state.updated_at = utcnow()
+        return state.active_master_key_id, state.plaintext_may_exist
+
+    key_id, plaintext = db.write_sync(work)
+    _need(provider, key_id)
+    return key_id, plaintext
+
+
+def encryption_state(session: Session) -> EncryptionState:
+    state = session.get(EncryptionState, STATE_ID, with_for_update=True)
+    if state is None:  # the migration creates it; recreated, it cannot vouch that no plaintext exists
+        state = EncryptionState(id=STATE_ID, plaintext_may_exist=True, updated_at=utcnow())
+        session.add(state)
+    return state
+
+
+def has_data_keys(session: Session) -> bool:
+    return (
+        session.scalar(select(Registry.id).where(Registry.wrapped_data_key.is_not(None)).limit(1)) is not None
+    )
+
+
+def master_key_ids_in_use(session: Session) -> set[str]:
+    rows = session.scalars(
+        select(Registry.master_key_id).where(Registry.wrapped_data_key.is_not(None)).distinct()
+    )
+    return {r for r in rows if r is not None}
+
+
+def rotate_master_key(db: Database, provider: KeyProvider, new_key_id: str, batch: int = 100) -> int:
+    """Make ``new_key_id`` the active master key and re-wrap every data key under it; returns how many
+    were re-wrapped. Blobs and manifests are untouched: their data keys stay the same."""
+    _need(provider, new_key_id)
+    db.write_sync(_set_active_key, new_key_id)
+    crash_point("rotate.activated")
+    count = 0
+    while registry_ids := db.read_sync(_wrapped_elsewhere, new_key_id, batch):
+        for registry_id in registry_ids:
+            if db.write_sync(_rewrap, provider, registry_id, new_key_id):
+                count += 1
+                log.info("data_key_rewrapped", registry_id=registry_id, master_key_id=new_key_id)
+                crash_point("rotate.rewrapped")
+    return count
+
+
+def _set_active_key(session: Session, key_id: str) -> None:
+    state = encryption_state(session)
+    if state.active_master_key_id != key_id:
+        state.active_master_key_id = key_id
+        state.updated_at = utcnow()
+
+
+def _wrapped_elsewhere(session: Session, key_id: str, limit: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Registry.id)
+            .where(Registry.wrapped_data_key.is_not(None))
+            .where((Registry.master_key_id != key_id) | Registry.master_key_id.is_(None))
+            .order_by(Registry.id)
+            .limit(limit)
+        )
+    )
+
+
+def _rewrap(session: Session, provider: KeyProvider, registry_id: str, key_id: str) -> bool:
+    row = session.execute(
+        select(Registry.wrapped_data_key, Registry.master_key_id)
+        .where(Registry.id == registry_id)
+        .with_for_update()
+    ).first()
+    if row is None or row[0] is None or row[1] == key_id:
+        return False
+    old_wrapped: bytes = row[0]
+    old_key_id: str | None = row[1]
+    if old_key_id is None:
+        raise MasterKeyUnavailable(
+            f"registry {registry_id} does not record which master key wraps its data key"
+        )
+    data_key = unwrap(provider, old_key_id, old_wrapped, registry_id)
+    session.execute(
+        update(Registry)
+        .where(Registry.id == registry_id, Registry.wrapped_data_key == old_wrapped)
+        .values(wrapped_data_key=wrap(provider, key_id, data_key, registry_id), master_key_id=key_id)
+    )
+    return True

@@ -1,0 +1,432 @@
+"""Encryption at rest as a ``BlobStore`` wrapper: any driver below, plaintext semantics above.
+
+Object ``k`` is stored sealed (format in ``storage.segments``) under ``k + ".cbe"``, with the data key
+of its namespace. The suffix keeps sealed objects apart from plaintext ones written before encryption
+was switched on: those stay readable only while ``allow_plaintext`` says such data may exist, so that
+replacing a sealed object by a plaintext file is an error rather than a way to serve forged bytes.
+
+Segments are sealed and opened in a small thread pool, a few segments ahead of the consumer, so memory
+stays constant and the event loop never does crypto on large buffers. Every segment is authenticated
+before any of its bytes are yielded; a read that reaches the end of an object holds back its last
+segment until the final segment has proven the object complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from cargobay.storage.base import BlobStore, IntegrityError, ObjectNotFound, split_key
+from cargobay.storage.keys import DataKeySource
+from cargobay.storage.segments import HEADER_SIZE, OVERHEAD, SEGMENT_SIZE, Layout, ObjectCipher, header
+from cargobay.storage.streams import closing, exact_blocks
+
+SUFFIX = ".cbe"
+_LOOKAHEAD = 2  # segments being sealed or opened ahead of the consumer, per stream
+_INLINE = 64 * 1024  # smaller segments are handled on the event loop: cheaper than a thread hop
+
+T = TypeVar("T")
+Job = Callable[[], T]
+
+
+class EncryptedStore:
+    def __init__(
+        self,
+        inner: BlobStore,
+        keys: DataKeySource,
+        *,
+        allow_plaintext: bool = False,
+        segment_size: int = SEGMENT_SIZE,
+        threads: int | None = None,
+    ) -> None:
+        if not OVERHEAD < segment_size < 2**31:
+            raise ValueError("segment size out of range")
+        self.inner = inner
+        self.keys = keys
+        self.allow_plaintext = allow_plaintext
+        self.segment_size = segment_size
+        self._header = header(segment_size)
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads or os.cpu_count() or 2, thread_name_prefix="crypto"
+        )
+
+    # -- committed objects ------------------------------------------------------------------
+    async def stat(self, key: str) -> int | None:
+        cipher_size = await self.inner.stat(key + SUFFIX)
+        if cipher_size is not None:
+            return self._layout(key, cipher_size, finished=True).size
+        size = await self.inner.stat(key)
+        if size is not None:
+            self._check_plaintext_allowed(key)
+        return size
+
+    def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self._read(key, offset, length, finished=True)
+
+    async def put(self, key: str, data: bytes) -> None:
+        cipher = await self._cipher(key)
+        await self.inner.put(key + SUFFIX, await self._run(lambda: cipher.seal_object(data)))
+        if self.allow_plaintext:
+            await self.inner.delete(key)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key + SUFFIX)
+        await self.inner.delete(key)
+
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        return _unsuffixed(self.inner.list(prefix))
+
+    # -- staged objects ---------------------------------------------------------------------
+    async def append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        await self._adopt_staged_plaintext(key)
+        return await self._append(key, chunks)
+
+    async def staged_size(self, key: str) -> int | None:
+        cipher_size = await self.inner.staged_size(key + SUFFIX)
+        if cipher_size is not None:
+            return self._layout(key, cipher_size, finished=False).size
+        return await self.inner.staged_size(key) if self.allow_plaintext else None
+
+    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self._read(key, offset, length, finished=False)
+
+    async def truncate(self, key: str, size: int) -> None:
+        await self._adopt_staged_plaintext(key)
+        sealed_key = key + SUFFIX
+        layout = await self._staged_layout(key)
+        if not 0 <= size <= layout.size:
+            raise ValueError(f"cannot truncate {key} of {layout.size} bytes to {size}")
+        if size == layout.size:
+            return
+        index, keep = divmod(size, self.segment_size)
+        cut = layout.offset(index)
+        resealed: tuple[bytes, ...] = ()
+        if keep:  # the new last segment is a part of an old one
+            cipher = await self._cipher(key)
+            sealed = await self._read_sealed(sealed_key, cut, layout.sealed_length(index))
+            plain = b"".join(await self._run(self._opener(key, cipher, index, False, [sealed])))
+            resealed = await self._run(lambda: cipher.seal(index, False, plain[:keep]))
+        await self.inner.truncate(sealed_key, cut)
+        if resealed:
+            await self.inner.append(sealed_key, _one(*resealed))
+
+    async def commit(self, staged_key: str, key: str) -> None:
+        if split_key(staged_key) != split_key(key):
+            raise ValueError(f"commit of {staged_key} to {key} would change its namespace or object id")
+        await self._adopt_staged_plaintext(staged_key)
+        sealed_key = staged_key + SUFFIX
+        layout = await self._staged_layout(staged_key)
+        cipher = await self._cipher(staged_key)
+        await self.inner.append(sealed_key, _one(*cipher.seal(layout.segments, True, b"")))
+        try:
+            await self.inner.commit(sealed_key, key + SUFFIX)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.inner.truncate(sealed_key, layout.cipher_size)
+            raise
+        if self.allow_plaintext:
+            await self.inner.delete(key)
+
+    async def discard(self, key: str) -> None:
+        await self.inner.discard(key + SUFFIX)
+        await self.inner.discard(key)
+
+    def list_staged(self, prefix: str) -> AsyncIterator[str]:
+        return _unsuffixed(self.inner.list_staged(prefix))
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        await self.inner.close()
+
+    # -- data stored before encryption was on -------------------------------------------------
+    async def plaintext_keys(self, prefix: str = "", staged: bool = False) -> AsyncIterator[str]:
+        """Keys of objects stored unencrypted (written while encryption was off)."""
+        keys = self.inner.list_staged(prefix) if staged else self.inner.list(prefix)
+        async for key in keys:
+            if not key.endswith(SUFFIX):
+                yield key
+
+    async def seal_plaintext(self, key: str) -> bool:
+        """Encrypt a committed plaintext object in place (atomically); False when there is none."""
+        if await self.inner.stat(key) is None:
+            return False
+        if await self.inner.stat(key + SUFFIX) is None:  # else an earlier run sealed it already
+            namespace, object_id = split_key(key)
+            staging = f"{namespace}/sealing/{object_id}"
+            await self.inner.discard(staging + SUFFIX)
+            await self._append(staging, self.inner.reader(key))
+            await self.commit(staging, key)
+        await self.inner.delete(key)
+        return True
+
+    async def seal_staged_plaintext(self, key: str) -> bool:
+        """Encrypt a staged plaintext object; False when there is none.
+
+        Until its plaintext is discarded the plaintext is the truth, so a conversion cut short by a
+        crash is simply done again.
+        """
+        if await self.inner.staged_size(key) is None:
+            return False
+        await self.inner.discard(key + SUFFIX)
+        await self._append(key, self.inner.staged_reader(key))
+        await self.inner.discard(key)
+        return True
+
+    async def _adopt_staged_plaintext(self, key: str) -> None:
+        """A staged object from before encryption was on is encrypted by its next write."""
+        if self.allow_plaintext:
+            await self.seal_staged_plaintext(key)
+
+    def _check_plaintext_allowed(self, key: str) -> None:
+        if not self.allow_plaintext:
+            raise IntegrityError(f"{key} is stored unencrypted where only sealed data may be", key=key)
+
+    # -- reading ----------------------------------------------------------------------------
+    async def _read(self, key: str, offset: int, length: int | None, finished: bool) -> AsyncIterator[bytes]:
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("negative offset or length")
+        sealed_key = key + SUFFIX
+        cipher_size = await (self.inner.stat if finished else self.inner.staged_size)(sealed_key)
+        if cipher_size is None:
+            async for chunk in self._read_plaintext(key, offset, length, finished):
+                yield chunk
+            return
+        layout = self._layout(key, cipher_size, finished)
+        end = layout.size if length is None else min(layout.size, offset + length)
+        plan = layout.plan(offset, end)
+        if not plan:
+            return
+        cipher = await self._cipher(key)
+        with_header = plan[0] == 0  # read along with the first segment, else on its own
+        if not with_header:
+            self._check_header(key, await self._read_sealed(sealed_key, 0, HEADER_SIZE, finished))
+        start = 0 if with_header else layout.offset(plan[0])
+        stop = layout.offset(plan[-1]) + layout.sealed_length(plan[-1])
+        sizes = [HEADER_SIZE] * with_header + [layout.sealed_length(i) for i in plan]
+        source = self.inner.reader if finished else self.inner.staged_reader
+        indexes = iter(plan)
+
+        def open_next(parts: Sequence[bytes | memoryview]) -> Job[Sequence[bytes]]:
+            index = next(indexes)
+            return self._opener(key, cipher, index, index == layout.segments, parts)
+
+        async with closing(source(sealed_key, start, stop - start)) as stream:
+            blocks = _complete(exact_blocks(stream, sizes), key)
+            if with_header:
+                self._check_header(key, b"".join(await anext(blocks)))
+            held: Sequence[bytes] = ()
+            index = plan[0]
+            async with closing(self._ahead(blocks, open_next)) as opened:
+                async for plain in opened:
+                    if index < layout.segments:
+                        base = index * self.segment_size
+                        pieces = _cut(plain, offset - base, end - base)
+                        if index == layout.segments - 1 and plan[-1] == layout.segments:
+                            held = pieces  # yielded once the final segment proved the object complete
+                        else:
+                            for piece in pieces:
+                                yield piece
+                    index += 1
+            for piece in held:
+                yield piece
+
+    async def _read_plaintext(
+        self, key: str, offset: int, length: int | None, finished: bool
+    ) -> AsyncIterator[bytes]:
+        size = await (self.inner.stat if finished else self.inner.staged_size)(key)
+        if size is None:
+            raise ObjectNotFound(key)
+        self._check_plaintext_allowed(key)
+        source = self.inner.reader if finished else self.inner.staged_reader
+        async with closing(source(key, offset, length)) as stream:
+            async for chunk in stream:
+                yield chunk
+
+    async def _read_sealed(self, sealed_key: str, offset: int, length: int, finished: bool = False) -> bytes:
+        source = self.inner.reader if finished else self.inner.staged_reader
+        async with closing(source(sealed_key, offset, length)) as stream:
+            data = b"".join([chunk async for chunk in stream])
+        if len(data) != length:
+            raise IntegrityError(f"{sealed_key} is shorter than its size says", key=sealed_key)
+        return data
+
+    def _check_header(self, key: str, data: bytes) -> None:
+        if data != self._header:
+            raise IntegrityError(f"{key} does not start with the expected header", key=key)
+
+    # -- writing ----------------------------------------------------------------------------
+    async def _append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        sealed_key = key + SUFFIX
+        cipher = await self._cipher(key)
+        cipher_size = await self.inner.staged_size(sealed_key)
+        if cipher_size is None:
+            layout = Layout(self.segment_size, 0, 0, finished=False)
+        else:
+            layout = self._layout(key, cipher_size, finished=False)
+        index = layout.segments
+        tail_plain = b""
+        tail_sealed = b""
+        if layout.size % self.segment_size:  # a partial last segment: extend it, then seal it anew
+            index -= 1
+            tail_sealed = await self._read_sealed(
+                sealed_key, layout.offset(index), layout.sealed_length(index)
+            )
+            tail_plain = b"".join(await self._run(self._opener(key, cipher, index, False, [tail_sealed])))
+        async with closing(self._sealed(cipher, index, tail_plain, chunks)) as sealed:
+            first = await anext(sealed, None)
+            if first is None:  # nothing arrived: leave the object as it was
+                if cipher_size is None:
+                    await self.inner.append(sealed_key, _one(self._header))
+                return layout.size
+            lead = [first] if cipher_size is not None else [self._header, first]
+            cut = layout.offset(index)
+            if tail_sealed:
+                await self.inner.truncate(sealed_key, cut)
+            try:
+                cipher_size = await self.inner.append(sealed_key, _chain(lead, sealed))
+            except BaseException:
+                if tail_sealed and await self.inner.staged_size(sealed_key) == cut:
+                    await self.inner.append(sealed_key, _one(tail_sealed))  # put the old tail back
+                raise
+        return self._layout(key, cipher_size, finished=False).size
+
+    async def _sealed(
+        self, cipher: ObjectCipher, index: int, head: bytes, chunks: AsyncIterable[bytes]
+    ) -> AsyncIterator[bytes]:
+        """Sealed non-final segments from ``index`` on, of ``head`` plus the incoming plaintext."""
+        size = self.segment_size
+        buffer = bytearray(head)
+
+        async def segments() -> AsyncIterator[Sequence[bytes]]:
+            received = False
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                received = True
+                if not buffer and len(chunk) == size:
+                    yield [chunk]  # the usual case (uploads arrive in 1 MiB blocks): no copy
+                    continue
+                buffer.extend(chunk)
+                while len(buffer) >= size:
+                    with memoryview(buffer) as view:
+                        block = bytes(view[:size])
+                    del buffer[:size]
+                    yield [block]
+            if received and buffer:
+                yield [bytes(buffer)]
+
+        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[tuple[bytes, bytes]]:
+            nonlocal index
+            at, index = index, index + 1
+            return lambda: cipher.seal(at, False, parts[0])
+
+        async with closing(self._ahead(segments(), seal_next)) as sealed:
+            async for nonce, ciphertext in sealed:
+                yield nonce
+                yield ciphertext
+
+    # -- helpers ----------------------------------------------------------------------------
+    async def _ahead(
+        self,
+        blocks: AsyncIterable[Sequence[bytes | memoryview]],
+        work: Callable[[Sequence[bytes | memoryview]], Job[T]],
+    ) -> AsyncIterator[T]:
+        """Run ``work`` for each block in the pool, a few blocks ahead; yield the results in order."""
+        loop = asyncio.get_running_loop()
+        pending: deque[asyncio.Future[T]] = deque()
+        try:
+            async for block in blocks:
+                job = work(block)
+                if sum(len(part) for part in block) <= _INLINE and not pending:
+                    yield job()
+                    continue
+                pending.append(loop.run_in_executor(self._pool, job))
+                if len(pending) > _LOOKAHEAD:
+                    yield await pending.popleft()
+            while pending:
+                yield await pending.popleft()
+        finally:
+            for future in pending:
+                future.cancel()
+                future.add_done_callback(_ignore_result)
+
+    def _opener(
+        self, key: str, cipher: ObjectCipher, index: int, last: bool, parts: Sequence[bytes | memoryview]
+    ) -> Job[Sequence[bytes]]:
+        def job() -> Sequence[bytes]:
+            try:
+                return cipher.open(index, last, parts)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{key}: {exc}", key=key) from None
+
+        return job
+
+    async def _cipher(self, key: str) -> ObjectCipher:
+        namespace, object_id = split_key(key)
+        return ObjectCipher(await self.keys.data_key(namespace), self.segment_size, namespace, object_id)
+
+    async def _run(self, job: Job[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+
+    async def _staged_layout(self, key: str) -> Layout:
+        cipher_size = await self.inner.staged_size(key + SUFFIX)
+        if cipher_size is None:
+            raise ObjectNotFound(key)
+        return self._layout(key, cipher_size, finished=False)
+
+    def _layout(self, key: str, cipher_size: int, finished: bool) -> Layout:
+        try:
+            return Layout.parse(self.segment_size, cipher_size, finished)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{key}: {exc}", key=key) from None
+
+
+def _cut(pieces: Sequence[bytes], start: int, stop: int) -> list[bytes]:
+    """Bytes ``[start, stop)`` of the concatenation of ``pieces``, slicing only pieces cut in two."""
+    kept: list[bytes] = []
+    position = 0
+    for piece in pieces:
+        low, high = max(start - position, 0), min(stop - position, len(piece))
+        if low < high:
+            kept.append(piece if low == 0 and high == len(piece) else piece[low:high])
+        position += len(piece)
+    return kept
+
+
+async def _complete(blocks: AsyncIterator[list[memoryview]], key: str) -> AsyncIterator[list[memoryview]]:
+    try:
+        async for block in blocks:
+            yield block
+    except EOFError:
+        raise IntegrityError(f"{key} is shorter than its size says", key=key) from None
+
+
+async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
+    seen: set[str] = set()
+    async for key in keys:
+        key = key.removesuffix(SUFFIX)
+        if key not in seen:
+            seen.add(key)
+            yield key
+
+
+async def _one(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _chain(lead: Iterable[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for block in lead:
+        yield block
+    async for block in rest:
+        yield block
+
+
+def _ignore_result(future: asyncio.Future[T]) -> None:
+    if not future.cancelled():
+        future.exception()
