@@ -7,37 +7,42 @@ Handlers raise; one place per HTTP layer renders.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, unique
 from typing import Any
 
 
+@unique
 class OciCode(Enum):
-    """OCI distribution-spec error codes and the status each one answers with."""
+    """OCI distribution-spec error codes: (HTTP status, the spec's description) each.
 
-    BLOB_UNKNOWN = 404
-    BLOB_UPLOAD_INVALID = 400
-    BLOB_UPLOAD_UNKNOWN = 404
-    DIGEST_INVALID = 400
-    MANIFEST_BLOB_UNKNOWN = 400
-    MANIFEST_INVALID = 400
-    MANIFEST_UNKNOWN = 404
-    NAME_INVALID = 400
-    NAME_UNKNOWN = 404
-    SIZE_INVALID = 400
-    UNAUTHORIZED = 401
-    DENIED = 403
-    UNSUPPORTED = 405
-    TOOMANYREQUESTS = 429
+    Values must differ (``@unique``): members with equal values become aliases, and an alias renders
+    under the first member's name (every 400 would read ``BLOB_UPLOAD_INVALID``).
+    """
+
+    BLOB_UNKNOWN = (404, "blob unknown to registry")
+    BLOB_UPLOAD_INVALID = (400, "blob upload invalid")
+    BLOB_UPLOAD_UNKNOWN = (404, "blob upload unknown to registry")
+    DIGEST_INVALID = (400, "provided digest did not match uploaded content")
+    MANIFEST_BLOB_UNKNOWN = (400, "manifest references a manifest or blob unknown to registry")
+    MANIFEST_INVALID = (400, "manifest invalid")
+    MANIFEST_UNKNOWN = (404, "manifest unknown to registry")
+    NAME_INVALID = (400, "invalid repository name")
+    NAME_UNKNOWN = (404, "repository name not known to registry")
+    SIZE_INVALID = (400, "provided length did not match content length")
+    UNAUTHORIZED = (401, "authentication required")
+    DENIED = (403, "requested access to the resource is denied")
+    UNSUPPORTED = (405, "the operation is unsupported")
+    TOOMANYREQUESTS = (429, "too many requests")
     # Not in the spec's table but used by distribution for the same situations.
-    RANGE_INVALID = 416
-    PAGINATION_NUMBER_INVALID = 400
-    TAG_INVALID = 400
-    UNKNOWN = 500
-    UNAVAILABLE = 503
+    RANGE_INVALID = (416, "requested range not satisfiable")
+    PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
+    TAG_INVALID = (400, "manifest tag did not match URI")
+    UNKNOWN = (500, "unknown error")
+    UNAVAILABLE = (503, "service unavailable")
 
     @property
     def status(self) -> int:
-        return self.value
+        return self.value[0]
 
 
 class RegistryError(Exception):
