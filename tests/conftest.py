@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.server import Server
+from tests.support.v2 import V2
 
 _names = itertools.count(1)
 
@@ -40,3 +42,16 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def v2(server: Server) -> Iterator[V2]:
+    """A /v2/ client authenticated as the server's owner (Basic)."""
+    with V2(server) as client:
+        yield client
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """Random data that is the same on every run of a test (seeded by the test's id)."""
+    return random.Random(request.node.nodeid)
