@@ -86,10 +86,15 @@ class Index:
 
 def random_layer(rng: random.Random, files: int = 3, max_file_size: int = 64 * 1024) -> bytes:
     """A gzipped tar of a few files of random bytes (incompressible, so sizes stay as chosen)."""
+    return tar_layer(rng, [rng.randint(0, max_file_size) for _ in range(files)])
+
+
+def tar_layer(rng: random.Random, file_sizes: list[int]) -> bytes:
+    """A gzipped tar with one file of random bytes per size given."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for i in range(files):
-            data = rng.randbytes(rng.randint(0, max_file_size))
+        for i, size in enumerate(file_sizes):
+            data = rng.randbytes(size)
             info = tarfile.TarInfo(f"data/file-{rng.getrandbits(32):08x}-{i}.bin")
             info.size = len(data)
             info.mtime = 1_700_000_000
@@ -105,12 +110,15 @@ def make_image(
     architecture: str = "amd64",
     docker: bool = False,
     max_file_size: int = 64 * 1024,
+    layer_sizes: list[int] | None = None,
 ) -> Image:
-    """An image with ``layers`` random layers; OCI media types unless ``docker``."""
-    blobs = tuple(
-        Content(DOCKER_LAYER_GZIP if docker else OCI_LAYER_GZIP, random_layer(rng, 2, max_file_size))
-        for _ in range(layers)
-    )
+    """An image with ``layers`` random layers (or one per ``layer_sizes`` entry, each a file of about
+    that many bytes); OCI media types unless ``docker``."""
+    media_type = DOCKER_LAYER_GZIP if docker else OCI_LAYER_GZIP
+    if layer_sizes is not None:
+        blobs = tuple(Content(media_type, tar_layer(rng, [size])) for size in layer_sizes)
+    else:
+        blobs = tuple(Content(media_type, random_layer(rng, 2, max_file_size)) for _ in range(layers))
     diff_ids = [sha256(gzip.decompress(b.data)) for b in blobs]
     config_doc = {
         "architecture": architecture,
