@@ -72,5 +72,13 @@ class ClientEnv:
             )
         return result
 
+    def output(self, tool: str, *args: str, timeout: float = 300) -> bytes:
+        """The exact bytes a tool writes to stdout (``crane blob`` and the like)."""
+        result = subprocess.run(
+            [peer(tool), *args], env=self.environ(), cwd=self.root, capture_output=True, timeout=timeout
+        )
+        assert result.returncode == 0, result.stderr[-3000:].decode(errors="replace")
+        return result.stdout
+
     def json(self, tool: str, *args: str) -> Any:
         return json.loads(self.run(tool, *args).stdout)
