@@ -34,11 +34,16 @@ class ClientEnv:
         return self.root / "containers-auth.json"
 
     @property
+    def workdir(self) -> Path:
+        """Where tools run; files to push go here (oras takes relative paths only)."""
+        return self.root / "work"
+
+    @property
     def oras_config(self) -> Path:
         return self.root / "oras-config.json"
 
     def environ(self) -> dict[str, str]:
-        for directory in (self.home, self.docker_config, self.root / "run", self.root / "xdg"):
+        for directory in (self.home, self.docker_config, self.workdir, self.root / "run", self.root / "xdg"):
             directory.mkdir(parents=True, exist_ok=True)
         keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "CARGOBAY_CACHE_DIR")
         env = {k: v for k, v in os.environ.items() if k in keep}
@@ -59,7 +64,7 @@ class ClientEnv:
         result = subprocess.run(
             [peer(tool), *args],
             env=self.environ(),
-            cwd=self.root,
+            cwd=self.workdir,
             capture_output=True,
             text=True,
             input=input,
@@ -75,7 +80,7 @@ class ClientEnv:
     def output(self, tool: str, *args: str, timeout: float = 300) -> bytes:
         """The exact bytes a tool writes to stdout (``crane blob`` and the like)."""
         result = subprocess.run(
-            [peer(tool), *args], env=self.environ(), cwd=self.root, capture_output=True, timeout=timeout
+            [peer(tool), *args], env=self.environ(), cwd=self.workdir, capture_output=True, timeout=timeout
         )
         assert result.returncode == 0, result.stderr[-3000:].decode(errors="replace")
         return result.stdout
