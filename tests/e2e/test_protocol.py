@@ -509,3 +509,25 @@ def test_push_and_pull_statistics_are_recorded(
     assert stats["repo_pulls"] == 3
     assert stats["repo_pulled_at"] is not None
     assert stats["repo_pushes"] == 2
+
+
+# -- empty blobs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("digest_of", [sha256, sha512], ids=["sha256", "sha512"])
+def test_empty_monolithic_upload_is_committed_in_any_algorithm(v2: V2, repo: str, digest_of: Any) -> None:
+    digest = digest_of(b"")
+    response = v2.request("POST", f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=b"")
+    assert response.status_code == 201, response.text
+    assert response.headers["docker-content-digest"] == digest
+    head = v2.head(f"/v2/{repo}/blobs/{digest}")
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "0"
+
+
+def test_post_with_a_digest_but_no_body_opens_a_session(v2: V2, repo: str) -> None:
+    digest = sha256(b"to come")
+    response = v2.request("POST", f"/v2/{repo}/blobs/uploads/", params={"digest": digest})
+    assert response.status_code == 202
+    done = v2.request("PUT", response.headers["location"], params={"digest": digest}, content=b"to come")
+    assert done.status_code == 201
