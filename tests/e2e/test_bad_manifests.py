@@ -112,6 +112,13 @@ BAD_BODIES: list[tuple[str, Any, str, str]] = [
     ("subject-not-object", lambda i: _manifest(i, subject="sha256:abc"), OCI_MANIFEST, "MANIFEST_INVALID"),
     ("artifact-type-empty", lambda i: _manifest(i, artifactType=""), OCI_MANIFEST, "MANIFEST_INVALID"),
     ("empty-body", lambda i: b"", OCI_MANIFEST, "MANIFEST_INVALID"),
+    ("deeply-nested-arrays", lambda i: b"[" * 100_000 + b"]" * 100_000, OCI_MANIFEST, "MANIFEST_INVALID"),
+    (
+        "deeply-nested-objects",
+        lambda i: b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        OCI_MANIFEST,
+        "MANIFEST_INVALID",
+    ),
     ("unknown-content-type", lambda i: _manifest(i, mediaType=_DROP), "application/json", "MANIFEST_INVALID"),
     (
         "unknown-media-type-in-body",
