@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cargobay.db.engine import Database
+from cargobay.db.migrate import upgrade
+from tests.support.postgres import DatabaseClones, PostgresServer, find_binaries, to_sqlalchemy
 from tests.support.server import Server
 from tests.support.v2 import V2
 
@@ -42,6 +47,80 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+# -- databases: SQLite and a real PostgreSQL ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session; skipped where none is installed, but never in CI."""
+    bindir = find_binaries()
+    if bindir is None:
+        reason = "PostgreSQL server binaries not found (scripts/install-peers.sh installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + ": CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: PostgresServer) -> str:
+    """``postgresql://`` URL of an empty database created for the session."""
+    return pg_server.url(pg_server.create_database("session"))
+
+
+@pytest.fixture(scope="session")
+def pg_clones(pg_server: PostgresServer) -> Iterator[DatabaseClones]:
+    """Copies of a database at the newest schema (CREATE DATABASE … TEMPLATE), made ahead."""
+    template = pg_server.create_database("template")
+    db = Database(to_sqlalchemy(pg_server.url(template)))
+    upgrade(db.engine)
+    db.dispose()
+    clones = DatabaseClones(pg_server, template)
+    yield clones
+    clones.close()
+
+
+@pytest.fixture
+def pg_migrated_url(pg_server: PostgresServer, pg_clones: DatabaseClones) -> Iterator[str]:
+    """``postgresql://`` URL of a fresh database of this test alone, at the newest schema."""
+    name = pg_clones.take()
+    yield pg_server.url(name)
+    pg_clones.release(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "cargobay.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db.engine)
+    db.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLAlchemy URL of a fresh database at the newest schema, once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "cargobay.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return to_sqlalchemy(request.getfixturevalue("pg_migrated_url"))
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture(scope="session")

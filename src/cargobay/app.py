@@ -67,7 +67,9 @@ class CargobayApp:
         registry = build_registry_app(runtime)
         self._routes = [("/v2", registry), ("/auth/token", registry)]
         self._fallback = _misc_app(runtime)
-        async with registry.running():
+        from cargobay.worker import in_process_jobs
+
+        async with registry.running(), in_process_jobs(runtime, uploads=registry.uploads):
             yield
         await runtime.close()
 

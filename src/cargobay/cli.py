@@ -74,9 +74,24 @@ def serve(
         http="httptools",
         lifespan="on",
         access_log=False,
+        # X-Forwarded-For is believed only from CARGOBAY_TRUSTED_PROXIES (domain/allowlist.py);
+        # uvicorn's own proxy handling would trust loopback peers and bypass the allowlist.
+        proxy_headers=False,
+        server_header=False,
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run background jobs (upload and token expiry, ...) until SIGTERM; run as many as you like."""
+    from cargobay.logs import configure_logging
+    from cargobay.worker import run_worker
+
+    settings = _settings(data_dir)
+    configure_logging(settings.log_level)
+    run_worker(settings)
 
 
 @app.command()

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     registry_domain: str | None = Field(None, description="hostnames are {registry}.{domain} when set")
     public_url: str | None = Field(None, description="external base URL used in links; default from Host")
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
-    upload_expiry_seconds: int = Field(24 * 3600, ge=60, description="abandoned uploads expire after")
+    # The floor is 1 s (not a minute) so tests can watch an upload expire; deployments use hours.
+    upload_expiry_seconds: int = Field(24 * 3600, ge=1, description="abandoned uploads expire after")
     token_ttl_seconds: int = Field(300, ge=30, le=300, description="lifetime of /auth/token JWTs (<= 5 min)")
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error")
     in_process_jobs: bool = Field(True, description="run background jobs inside `serve`")
+    job_lease_seconds: float = Field(60.0, ge=1, description="a job whose worker died is retried after this")
+    job_poll_seconds: float = Field(1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
+    job_concurrency: int = Field(2, ge=1, le=64, description="jobs one worker process runs at once")
+    job_grace_seconds: float = Field(10.0, ge=0, description="on stop, running jobs get this long to finish")
 
     @field_validator("listen")
     @classmethod

@@ -225,7 +225,11 @@ class Upload(Base):
 
 
 class Job(Base):
-    """The durable job queue: claimed with a lease, retried when the lease runs out."""
+    """The durable job queue: claimed with a lease, retried when the lease runs out (see cargobay.jobs).
+
+    ``status`` is queued | running | succeeded | failed. A queued job is due at ``run_at``; a running
+    one is reclaimable once ``lease_expires_at`` has passed. ``attempts`` counts claims.
+    """
 
     __tablename__ = "jobs"
 
@@ -240,7 +244,12 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
-    __table_args__ = (Index("ix_jobs_claim", "status", "run_at"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "run_at"),
+        Index("ix_jobs_lease", "status", "lease_expires_at"),
+    )

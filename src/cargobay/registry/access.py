@@ -21,7 +21,7 @@ from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.domain.errors import OciCode, RegistryError
-from cargobay.services.registries import RegistryInfo, info_by_name
+from cargobay.services.registries import RegistryInfo, lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,47 +69,41 @@ class AccessControl:
             headers=self.challenge(request, scope, error),
         )
 
+    async def registry(self, name: str) -> RegistryInfo | None:
+        return await lookup(self.db, name)
+
     async def check(
         self,
         request: Request,
-        registry_name: str | None,
+        registry: RegistryInfo | None,
         repository: str | None,
         client_name: str | None,
         needed: frozenset[str],
         scope: str | None,
+        *,
+        registry_required: bool = True,
     ) -> Access:
-        """Grant ``needed`` on the target or raise the right UNAUTHORIZED / DENIED error."""
-        header = request.headers.get("authorization")
-        bearer = credentials.parse_bearer(header)
-        basic = None if bearer else credentials.parse_basic(header)
+        """Grant ``needed`` on the target or raise the right UNAUTHORIZED / DENIED error.
 
-        def load(session: Session) -> tuple[RegistryInfo | None, Principal | None]:
-            registry = info_by_name(session, registry_name) if registry_name else None
-            if registry_name and registry is None:
-                return None, None
-            if basic is None:
-                return registry, None
-            username, password = basic
-            if credentials.is_user_login(username):
-                contract = registry.contract_number if registry else None
-                return registry, credentials.authenticate_user(session, username, password, contract)
-            if registry is not None:
-                return registry, credentials.authenticate_token(session, registry.id, username, password)
-            return None, credentials.authenticate_token_anywhere(session, username, password)
-
-        if registry_name is None and basic is None:
-            registry, principal = None, None
-        else:
-            registry, principal = await self.db.read(load)
-        if registry_name and registry is None:
+        ``registry`` is None when the addressed registry does not exist (answered exactly like bad
+        credentials) or, with ``registry_required=False``, when no registry is addressed at all.
+        """
+        if registry is None and registry_required:
             raise self.unauthorized(request, scope)
         if registry is not None and not is_allowed(registry.allowlist, self.client_ip(request)):
             raise RegistryError(OciCode.DENIED, "access from this address is not allowed")
+        header = request.headers.get("authorization")
+        principal: Principal | None = None
+        bearer = credentials.parse_bearer(header)
         if bearer is not None:
             verified = self.signer.verify(bearer, self.service(request))
             if verified is None:
                 raise self.unauthorized(request, scope, "invalid_token")
             principal = GrantPrincipal(verified.subject, verified.registry_ids, verified.grants)
+        else:
+            basic = credentials.parse_basic(header)
+            if basic is not None:
+                principal = await self.db.read(_authenticate, basic, registry)
         if principal is None:
             raise self.unauthorized(request, scope)
         if registry is None:
@@ -121,3 +115,15 @@ class AccessControl:
                 raise self.unauthorized(request, scope, "insufficient_scope")
             raise RegistryError(OciCode.DENIED, "requested access to the resource is denied")
         return Access(principal, registry, actions, bearer is not None)
+
+
+def _authenticate(
+    session: Session, basic: tuple[str, str], registry: RegistryInfo | None
+) -> Principal | None:
+    username, password = basic
+    if credentials.is_user_login(username):
+        contract = registry.contract_number if registry else None
+        return credentials.authenticate_user(session, username, password, contract)
+    if registry is not None:
+        return credentials.authenticate_token(session, registry.id, username, password)
+    return credentials.authenticate_token_anywhere(session, username, password)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -65,24 +64,9 @@ class RegistryApp:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Background duties of a serving process: flushing pull counts, expiring uploads."""
-
-        async def expire_uploads() -> None:
-            while True:
-                await asyncio.sleep(min(300, self.settings.upload_expiry_seconds / 4))
-                try:
-                    await self.uploads.expire()
-                except Exception:
-                    log.exception("upload_expiry_failed")
-
-        task = asyncio.create_task(expire_uploads())
-        try:
-            async with self.stats.running():
-                yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Background duties of a serving process: flushing pull counts (upload expiry is a job)."""
+        async with self.stats.running():
+            yield
 
     def _host_registry(self, call_or_request: Call | Request) -> str | None:
         request = call_or_request.request if isinstance(call_or_request, Call) else call_or_request
@@ -116,7 +100,7 @@ class RegistryApp:
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)
         if route.endpoint is Endpoint.BASE:
-            await self.access.check(request, None, None, None, frozenset(), None)
+            await self.access.check(request, None, None, None, frozenset(), None, registry_required=False)
             return json_response({}, headers=API_VERSION_HEADER)
         if route.endpoint is Endpoint.CATALOG:
             return await self._catalog(request)
@@ -129,7 +113,7 @@ class RegistryApp:
         scope_actions = "pull,push" if needed == "push" else needed
         access = await self.access.check(
             request,
-            addr.registry,
+            await self.access.registry(addr.registry),
             addr.repository,
             addr.client_name,
             frozenset({needed}),
@@ -139,13 +123,15 @@ class RegistryApp:
 
     async def _catalog(self, request: Request) -> Response:
         host_registry = self._host_registry(request)
+        registry = await self.access.registry(host_registry) if host_registry else None
         access = await self.access.check(
             request,
-            host_registry,
+            registry,
             None,
             None,
             frozenset({"catalog"}) if host_registry else frozenset(),
             "registry:catalog:*",
+            registry_required=host_registry is not None,
         )
         params = request.query_params
         n = parse_page_size(params.get("n"))

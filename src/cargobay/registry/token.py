@@ -26,7 +26,7 @@ from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.scopes import ResourceScope, parse_resource_scopes
 from cargobay.registry.http import error_response, json_response, read_limited
 from cargobay.registry.routing import address, registry_from_host
-from cargobay.services.registries import RegistryInfo, info_by_name
+from cargobay.services.registries import RegistryInfo, lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +72,14 @@ class TokenEndpoint:
         peer = request.client.host if request.client else None
         ip = client_address(peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxies)
         username, password = login
+        registries: dict[str, RegistryInfo] = {}
+        for name in {w.registry for w in wanted if w.registry is not None}:
+            info = await lookup(self.db, name)
+            if info is not None:
+                registries[name] = info
 
         def work(session: Session) -> tuple[Principal | None, list[ResourceScope], list[str], bool]:
-            return _grant(session, username, password, wanted, host_registry, ip)
+            return _grant(session, username, password, wanted, registries, ip)
 
         principal, grants, registry_ids, denied_address = await self.db.read(work)
         if denied_address:
@@ -129,15 +134,9 @@ def _grant(
     username: str,
     password: str,
     wanted: list[_Wanted],
-    host_registry: str | None,
+    registries: dict[str, RegistryInfo],
     ip: str | None,
 ) -> tuple[Principal | None, list[ResourceScope], list[str], bool]:
-    names = {w.registry for w in wanted if w.registry is not None}
-    registries: dict[str, RegistryInfo] = {}
-    for name in names:
-        info = info_by_name(session, name)
-        if info is not None:
-            registries[name] = info
     if any(not is_allowed(r.allowlist, ip) for r in registries.values()):
         return None, [], [], True
 

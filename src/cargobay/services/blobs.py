@@ -36,14 +36,11 @@ def _info(blob: Blob) -> BlobInfo:
     return BlobInfo(blob.id, blob.digest, blob.size, blob.object_key)
 
 
-def find_in_repository(session: Session, registry_id: str, repository: str, digest: str) -> BlobInfo | None:
-    row = session.execute(
-        select(Blob)
-        .join(RepositoryBlob, RepositoryBlob.blob_id == Blob.id)
-        .join(Repository, Repository.id == RepositoryBlob.repository_id)
-        .where(Blob.registry_id == registry_id, Blob.digest == digest, Repository.name == repository)
-    ).scalar_one_or_none()
-    return _info(row) if row is not None else None
+_IN_REPOSITORY = (
+    "SELECT b.id, b.digest, b.size, b.object_key FROM repositories r "
+    "JOIN repository_blobs rb ON rb.repository_id = r.id JOIN blobs b ON b.id = rb.blob_id "
+    "WHERE r.registry_id = ? AND r.name = ? AND b.registry_id = ? AND b.digest = ?"
+)
 
 
 def link(session: Session, repository_id: int, blob_id: int) -> None:
@@ -97,7 +94,9 @@ class BlobService:
         self.store = store
 
     async def stat(self, registry_id: str, repository: str, digest: str) -> BlobInfo | None:
-        return await self.db.read(find_in_repository, registry_id, repository, digest)
+        """A blob pushed or mounted into the repository (one indexed read, no ORM)."""
+        row = await self.db.fetch_one(_IN_REPOSITORY, registry_id, repository, registry_id, digest)
+        return BlobInfo(*row) if row is not None else None
 
     def open(self, blob: BlobInfo, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.store.reader(blob.object_key, offset, length)

@@ -83,23 +83,22 @@ class ManifestService:
 
     # -- pull -------------------------------------------------------------------------------
     async def get(self, registry_id: str, repository: str, reference: str) -> ManifestView | None:
-        row = await self.db.read(_find_manifest, registry_id, repository, reference)
-        if row is None:
-            return None
-        body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
-        return ManifestView(row.id, row.repository_id, row.digest, row.media_type, row.size, body)
+        """The hot path of every pull: one indexed read, no ORM."""
+        if is_digest(reference):
+            row = await self.db.fetch_one(_BY_DIGEST, registry_id, repository, reference)
+        else:
+            row = await self.db.fetch_one(_BY_TAG, registry_id, repository, reference)
+        return await self._view(registry_id, row)
 
     async def get_by_digest(self, registry_id: str, repository_id: int, digest: str) -> ManifestView | None:
-        def work(session: Session) -> Manifest | None:
-            return session.scalar(
-                select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
-            )
+        return await self._view(registry_id, await self.db.fetch_one(_IN_REPOSITORY, repository_id, digest))
 
-        row = await self.db.read(work)
+    async def _view(self, registry_id: str, row: tuple[Any, ...] | None) -> ManifestView | None:
         if row is None:
             return None
-        body = await self.sealer.open(registry_id, manifest_context(row.digest), row.body)
-        return ManifestView(row.id, row.repository_id, row.digest, row.media_type, row.size, body)
+        manifest_id, repository_id, digest, media_type, size, sealed = row
+        body = await self.sealer.open(registry_id, manifest_context(digest), bytes(sealed))
+        return ManifestView(manifest_id, repository_id, digest, media_type, size, body)
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, registry_id: str, repository: str, reference: str) -> bool:
@@ -187,17 +186,16 @@ def _annotations(body: bytes) -> dict[str, str] | None:
     return value if isinstance(value, dict) else None
 
 
-def _find_manifest(session: Session, registry_id: str, repository: str, reference: str) -> Manifest | None:
-    query = (
-        select(Manifest)
-        .join(Repository, Repository.id == Manifest.repository_id)
-        .where(Repository.registry_id == registry_id, Repository.name == repository)
-    )
-    if is_digest(reference):
-        query = query.where(Manifest.digest == reference)
-    else:
-        query = query.join(Tag, Tag.manifest_id == Manifest.id).where(Tag.name == reference)
-    return session.scalar(query)
+_COLUMNS = "m.id, m.repository_id, m.digest, m.media_type, m.size, m.body"
+_BY_TAG = (
+    f"SELECT {_COLUMNS} FROM repositories r JOIN tags t ON t.repository_id = r.id "
+    "JOIN manifests m ON m.id = t.manifest_id WHERE r.registry_id = ? AND r.name = ? AND t.name = ?"
+)
+_BY_DIGEST = (
+    f"SELECT {_COLUMNS} FROM repositories r JOIN manifests m ON m.repository_id = r.id "
+    "WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?"
+)
+_IN_REPOSITORY = f"SELECT {_COLUMNS} FROM manifests m WHERE m.repository_id = ? AND m.digest = ?"
 
 
 def _store_manifest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cargobay.db.engine import Database
 from cargobay.db.models import Contract, Registry
 from cargobay.db.types import utcnow
 from cargobay.domain.names import check_registry_name
@@ -83,12 +85,14 @@ class RegistryInfo:
     allowlist: tuple[str, ...]
 
 
-def info_by_name(session: Session, name: str) -> RegistryInfo | None:
-    row = session.execute(
-        select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist).where(
-            Registry.name == name
-        )
-    ).first()
+async def lookup(db: Database, name: str) -> RegistryInfo | None:
+    """The registry API's view of a registry (one indexed read on the hot path)."""
+    row = await db.fetch_one(
+        "SELECT id, name, contract_number, allowlist FROM registries WHERE name = ?", name
+    )
     if row is None:
         return None
-    return RegistryInfo(row[0], row[1], row[2], tuple(row[3] or ()))
+    allowlist = row[3]
+    if isinstance(allowlist, str):
+        allowlist = json.loads(allowlist)
+    return RegistryInfo(row[0], row[1], row[2], tuple(allowlist or ()))

@@ -1,0 +1,278 @@
+"""The job worker: claims jobs from the durable queue and runs their handlers, which call services.
+
+It runs as ``cargobay worker`` and, unless ``CARGOBAY_IN_PROCESS_JOBS=false``, inside every ``serve``
+process too; claims are exclusive, so any number of them may run. Each also runs the scheduler of
+periodic jobs, which is idempotent across processes. A kind of job is one entry in ``build_jobs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from cargobay.config import Settings
+from cargobay.jobs import queue
+from cargobay.jobs.queue import Backoff, ClaimedJob, JobQueue, PermanentJobError
+from cargobay.jobs.scheduler import Periodic, Scheduler
+from cargobay.logs import get_logger
+from cargobay.runtime import Runtime, build_runtime
+from cargobay.services.tokens_expiry import delete_expired_tokens
+from cargobay.services.uploads import UploadService
+
+log = get_logger("cargobay.worker")
+
+Handler = Callable[[ClaimedJob], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass
+class JobSet:
+    """What a worker can run: handlers by kind, and which kinds the scheduler enqueues periodically."""
+
+    handlers: dict[str, Handler]
+    periodic: list[Periodic] = field(default_factory=list)
+
+
+def upload_expiry_interval(expiry_seconds: float) -> float:
+    """Look for abandoned uploads four times per expiry period, at most every 5 minutes."""
+    return min(300.0, max(1.0, expiry_seconds / 4))
+
+
+def build_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> JobSet:
+    """The job kinds of Cargobay. ``uploads`` lets `serve` share its upload sessions' locks."""
+    settings = runtime.settings
+    db = runtime.db
+    uploads = uploads or UploadService(db, runtime.store, settings.upload_expiry_seconds)
+
+    async def expire_uploads(job: ClaimedJob) -> dict[str, Any]:
+        return {"expired": await uploads.expire()}
+
+    async def expire_tokens(job: ClaimedJob) -> dict[str, Any]:
+        return {"deleted": await db.write(delete_expired_tokens)}
+
+    async def prune_jobs(job: ClaimedJob) -> dict[str, Any]:
+        return {"deleted": await db.write(queue.prune)}
+
+    return JobSet(
+        handlers={
+            "uploads.expire": expire_uploads,
+            "tokens.expire": expire_tokens,
+            "jobs.prune": prune_jobs,
+        },
+        periodic=[
+            Periodic("uploads.expire", every=upload_expiry_interval(settings.upload_expiry_seconds)),
+            Periodic("tokens.expire", every=600),
+            Periodic("jobs.prune", every=3600),
+        ],
+    )
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class JobRunner:
+    """Claims due jobs of the kinds it has handlers for and runs up to ``concurrency`` at once.
+
+    While a handler runs its lease is extended every third of the lease; if the lease is lost
+    (another worker took the job over) the handler is cancelled. On stop, running handlers get
+    ``grace`` seconds to finish; the rest are cancelled and their jobs released to the queue.
+    """
+
+    def __init__(
+        self,
+        jobs_queue: JobQueue,
+        handlers: Mapping[str, Handler],
+        *,
+        worker_id: str | None = None,
+        lease: float = 60.0,
+        poll_interval: float = 1.0,
+        concurrency: int = 2,
+        grace: float = 10.0,
+    ) -> None:
+        self.queue = jobs_queue
+        self.handlers = dict(handlers)
+        self.kinds = sorted(self.handlers)
+        self.worker_id = worker_id or new_worker_id()
+        self.lease = timedelta(seconds=lease)
+        self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self.grace = grace
+        self._running: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker_started", worker=self.worker_id, kinds=self.kinds)
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                claimed = await self._claim()
+                for job in claimed:
+                    task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+                if claimed and len(self._running) < self.concurrency:
+                    continue  # there may be more due work
+                await self._sleep(stop)
+        finally:
+            await self._drain()
+            log.info("worker_stopped", worker=self.worker_id)
+
+    async def run_until_idle(self) -> int:
+        """Run due jobs until none is left (for tests and one-shot use); returns how many ran."""
+        count = 0
+        while claimed := await self._claim():
+            count += len(claimed)
+            await asyncio.gather(*(self._execute(job) for job in claimed))
+        return count
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+
+    async def _claim(self) -> list[ClaimedJob]:
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return []
+        try:
+            return await self.queue.claim(self.worker_id, self.kinds, self.lease, free)
+        except Exception:
+            log.exception("job_claim_failed", worker=self.worker_id)
+            return []
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(set(self._running), timeout=self.grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        work = asyncio.ensure_future(self.handlers[job.kind](job))
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=self.lease.total_seconds() / 3)
+                if done:
+                    break
+                if not await self._extend(job):
+                    log.warning("job_lease_lost", job=job.id, kind=job.kind, worker=self.worker_id)
+                    work.cancel()
+                    await asyncio.gather(work, return_exceptions=True)
+                    return
+        except asyncio.CancelledError:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            await self._settle(self.queue.release(job), job, "job_released")
+            raise
+        if work.cancelled():
+            await self._settle(self.queue.fail(job, "handler was cancelled"), job, "job_failed")
+            return
+        error = work.exception()
+        if error is None:
+            await self._settle(self.queue.complete(job, work.result()), job, "job_succeeded")
+            return
+        permanent = isinstance(error, PermanentJobError)
+        message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        status = await self._settle(self.queue.fail(job, message, retry=not permanent), job, "job_failed")
+        log.warning(
+            "job_attempt_failed",
+            job=job.id,
+            kind=job.kind,
+            attempt=job.attempts,
+            error=message,
+            status=status,
+            traceback="".join(traceback.format_exception(error)) if not permanent else None,
+        )
+
+    async def _extend(self, job: ClaimedJob) -> bool:
+        try:
+            return await self.queue.heartbeat(job, self.lease)
+        except Exception:
+            log.exception("job_heartbeat_failed", job=job.id)
+            return True  # keep working: the lease may still hold, and settling is fenced anyway
+
+    async def _settle(self, outcome: Awaitable[Any], job: ClaimedJob, event: str) -> Any:
+        """Record the outcome; a lost lease or a failure here leaves the job to its lease expiry."""
+        try:
+            result = await outcome
+        except Exception:
+            log.exception("job_settle_failed", job=job.id, kind=job.kind)
+            return None
+        if result is False or result is None:
+            log.warning("job_lease_lost", job=job.id, kind=job.kind, worker=self.worker_id)
+        else:
+            log.debug(event, job=job.id, kind=job.kind, attempt=job.attempts)
+        return result
+
+
+async def run_jobs(
+    runtime: Runtime, jobs: JobSet, stop: asyncio.Event, *, grace: float | None = None
+) -> None:
+    """The scheduler and a job runner, until ``stop`` is set."""
+    settings = runtime.settings
+    runner = JobRunner(
+        JobQueue(runtime.db, Backoff()),
+        jobs.handlers,
+        lease=settings.job_lease_seconds,
+        poll_interval=settings.job_poll_seconds,
+        concurrency=settings.job_concurrency,
+        grace=settings.job_grace_seconds if grace is None else grace,
+    )
+    scheduler = Scheduler(runtime.db, jobs.periodic)
+    await asyncio.gather(runner.run(stop), scheduler.run(stop))
+
+
+@contextlib.asynccontextmanager
+async def in_process_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> AsyncIterator[None]:
+    """Background jobs inside a serving process (when ``in_process_jobs`` is on)."""
+    if not runtime.settings.in_process_jobs:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_jobs(runtime, build_jobs(runtime, uploads=uploads), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        # Leave the server's own shutdown budget some room: unfinished jobs are released.
+        try:
+            await asyncio.wait_for(task, runtime.settings.job_grace_seconds + 5)
+        except Exception:
+            log.exception("in_process_jobs_stop_failed")
+
+
+JobsFactory = Callable[[Runtime], JobSet]
+
+
+def run_worker(settings: Settings, jobs_factory: JobsFactory = build_jobs) -> None:
+    """``cargobay worker``: run jobs until SIGTERM or SIGINT, then stop gracefully."""
+    runtime = build_runtime(settings, migrate=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await run_jobs(runtime, jobs_factory(runtime), stop)
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())

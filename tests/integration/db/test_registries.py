@@ -1,0 +1,79 @@
+"""Registry rows: creation, lookup, and the global uniqueness of names, on both databases."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cargobay.db.engine import Database
+from cargobay.db.models import Registry
+from cargobay.services import registries
+
+
+def _create(session: Session, contract_number: int, name: str) -> str:
+    registry = registries.create_registry(
+        session,
+        contract_number=contract_number,
+        name=name,
+        location="de/fra",
+        gc_days=["Monday", "Friday"],
+        gc_time="02:30:00+00:00",
+        allowlist=["10.0.0.0/8"],
+    )
+    return registry.id
+
+
+def test_created_registry_is_new_until_marked_running(db: Database, contract_number: int) -> None:
+    registry_id = db.write_sync(_create, contract_number, "alpha")
+    assert db.read_sync(lambda s: s.get(Registry, registry_id).state) == "New"
+    db.write_sync(registries.mark_running, registry_id)
+    assert db.read_sync(lambda s: s.get(Registry, registry_id).state) == "Running"
+
+
+async def test_registry_reads_back_by_name(db: Database, contract_number: int) -> None:
+    registry_id = db.write_sync(_create, contract_number, "alpha")
+    info = await registries.lookup(db, "alpha")  # the hot path's raw read
+    assert info == registries.RegistryInfo(registry_id, "alpha", contract_number, ("10.0.0.0/8",))
+    row = db.read_sync(registries.get_by_name, "alpha")
+    assert row is not None and row.gc_days == ["Monday", "Friday"] and row.storage_bytes == 0
+    assert await registries.lookup(db, "missing") is None
+
+
+def test_registry_name_is_taken_across_contracts(db: Database, contract_number: int) -> None:
+    from cargobay.services import tenancy
+
+    db.write_sync(_create, contract_number, "alpha")
+    other = db.write_sync(lambda s: tenancy.create_contract(s, "other").number)
+    with pytest.raises(registries.RegistryNameTaken):
+        db.write_sync(_create, other, "alpha")
+
+
+def test_registry_needs_an_existing_contract(db: Database) -> None:
+    with pytest.raises(ValueError):
+        db.write_sync(_create, 424242, "alpha")
+
+
+def test_concurrent_creation_of_one_name_leaves_one_registry(db: Database, contract_number: int) -> None:
+    """The check in create_registry races; the unique index is what guarantees one winner."""
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            db.write_sync(_create, contract_number, "racy")
+            outcomes.append("created")
+        except (registries.RegistryNameTaken, IntegrityError):
+            outcomes.append("taken")
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created"] + ["taken"] * 5
+    assert db.read_sync(lambda s: s.scalar(select(func.count()).select_from(Registry))) == 1
