@@ -93,7 +93,12 @@ def test_path_traversal_is_a_client_error_and_reads_nothing(server: Server, meth
 def test_raw_nul_and_backslash_bytes_in_the_request_line_are_refused(server: Server) -> None:
     for path in (b"/v2/protocol/x\x00/tags/list", b"/v2/protocol/..\\..\\etc\\passwd/tags/list"):
         reply = raw_request(
-            server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + basic_header(server) + b"\r\n"
+            server,
+            b"GET "
+            + path
+            + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + basic_header(server)
+            + b"\r\n",
         )
         assert 400 <= raw_status(reply) < 500, reply[:300]
         assert b"root:" not in reply
