@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from cargobay.db.engine import Database
 from cargobay.db.migrate import upgrade
 from tests.support.postgres import DatabaseClones, PostgresServer, find_binaries, to_sqlalchemy
 from tests.support.server import Server
+from tests.support.v2 import V2
 
 _names = itertools.count(1)
 
@@ -119,3 +121,16 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture(scope="session")
+def v2(server: Server) -> Iterator[V2]:
+    """A /v2/ client authenticated as the server's owner (Basic)."""
+    with V2(server) as client:
+        yield client
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """Random data that is the same on every run of a test (seeded by the test's id)."""
+    return random.Random(request.node.nodeid)

@@ -105,8 +105,10 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def create_registry(self, name: str) -> str:
-        out = self.cli("registry", "create", name).stdout
+    def create_registry(self, name: str, contract: int | None = None) -> str:
+        """Create a registry (in ``contract``, required once several exist); returns its id."""
+        extra = ["--contract", str(contract)] if contract is not None else []
+        out = self.cli("registry", "create", name, *extra).stdout
         return out.split("(", 1)[1].split(")", 1)[0]
 
     def remove(self) -> None:

@@ -110,6 +110,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _invalid("manifest is not valid JSON", str(exc)[:200]) from None
+    except RecursionError:  # a few MiB of "[[[[…" nest deeper than the parser's stack
+        raise _invalid("manifest nests too deeply") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
     declared = doc.get("mediaType")

@@ -25,7 +25,7 @@ from cargobay.registry.http import (
 )
 from cargobay.registry.routing import address
 from cargobay.services.blobs import BlobInfo, BlobService
-from cargobay.services.uploads import EMPTY_SHA256, UploadInfo, UploadService, range_header
+from cargobay.services.uploads import UploadInfo, UploadService, range_header
 from cargobay.storage.base import IntegrityError
 
 
@@ -81,7 +81,8 @@ class BlobEndpoints:
         digest_param = params.get("digest")
         if digest_param is not None:
             digest = Digest.parse(digest_param)
-            if has_body(call.request) or str(digest) == EMPTY_SHA256:
+            # An empty body is a monolithic upload only when the digest says so (in any algorithm).
+            if has_body(call.request) or digest == Digest.of(b"", digest.algorithm):
                 blob = await self.uploads.monolithic(
                     registry_id, repository, digest, body_stream(call.request), content_length(call.request)
                 )

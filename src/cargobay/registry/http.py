@@ -63,7 +63,7 @@ def content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise RegistryError(OciCode.BLOB_UPLOAD_INVALID, "invalid Content-Length", status=400)
     return int(raw)
 
@@ -87,7 +87,7 @@ async def body_stream(request: Request) -> AsyncIterator[bytes]:
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise RegistryError(OciCode.SIZE_INVALID, f"body exceeds {limit} bytes", {"limit": limit}, status=413)
     data = bytearray()
     async for chunk in body_stream(request):

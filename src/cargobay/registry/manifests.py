@@ -41,7 +41,7 @@ def accepted_types(accept_headers: list[str]) -> set[str] | None:
 def parse_page_size(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() alone admits "²", which int() refuses
         raise RegistryError(
             OciCode.PAGINATION_NUMBER_INVALID, "n must be a non-negative integer", {"n": raw[:20]}
         )

@@ -94,10 +94,10 @@ def registry_from_host(host: str | None, domain: str | None) -> str | None:
 
 
 def address(name: str, host_registry: str | None) -> Address | None:
-    """Split a client name into registry and repository; None when no repository is left."""
+    """Split a client name into registry and repository; None when either part is empty."""
     if host_registry is not None:
         return Address(host_registry, name, name)
     registry, sep, repository = name.partition("/")
-    if not sep or not repository:
+    if not sep or not registry or not repository:
         return None
     return Address(registry, repository, name)

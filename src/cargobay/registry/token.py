@@ -7,6 +7,7 @@ Tokens that are expired, disabled or deleted are refused here at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from cargobay.db.models import Registry
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.scopes import ResourceScope, parse_resource_scopes
-from cargobay.registry.http import error_response, json_response
+from cargobay.registry.http import error_response, json_response, read_limited
 from cargobay.registry.routing import address, registry_from_host
 from cargobay.services.registries import RegistryInfo, lookup
 
@@ -55,11 +56,11 @@ class TokenEndpoint:
         service = params.get("service") or request.headers.get("host") or self.settings.listen
         login = credentials.parse_basic(request.headers.get("authorization"))
         if request.method == "POST":
-            form = await request.form()
-            service = str(form.get("service") or service)
-            scope_values = [str(v) for v in form.getlist("scope")] or scope_values
-            if form.get("grant_type") == "password" and form.get("username"):
-                login = (str(form.get("username")), str(form.get("password") or ""))
+            form = await _oauth_form(request)
+            service = _first(form, "service") or service
+            scope_values = form.get("scope") or scope_values
+            if _first(form, "grant_type") == "password" and _first(form, "username"):
+                login = (_first(form, "username"), _first(form, "password"))
         if login is None:
             raise RegistryError(
                 OciCode.UNAUTHORIZED,
@@ -115,6 +116,17 @@ class TokenEndpoint:
             elif scope.type == "registry" and scope.name == "catalog":
                 result.append(_Wanted(scope, host_registry, None))
         return result
+
+
+async def _oauth_form(request: Request) -> dict[str, list[str]]:
+    """The urlencoded body of an OAuth2 token request (containerd's POST); nothing else is parsed."""
+    body = await read_limited(request, 64 * 1024)
+    return parse_qs(body.decode("latin-1"), keep_blank_values=True)
+
+
+def _first(form: dict[str, list[str]], key: str) -> str:
+    values = form.get(key)
+    return values[0] if values else ""
 
 
 def _grant(

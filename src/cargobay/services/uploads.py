@@ -29,7 +29,6 @@ from cargobay.storage.base import BlobStore
 from cargobay.storage.streams import rechunk
 
 log = get_logger("cargobay.uploads")
-EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 @dataclass(frozen=True, slots=True)
