@@ -20,6 +20,7 @@ failure message names the round and the object involved.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -34,6 +35,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cargobay.config import Settings
+from cargobay.runtime import build_runtime
 from tests.support.images import OCI_INDEX, OCI_MANIFEST, canonical
 from tests.support.server import Server
 
@@ -281,21 +284,43 @@ def _rows(server: Server, query: str) -> list[tuple[object, ...]]:
 
 
 def check_storage(server: Server, where: str) -> None:
-    """Every blob row has its whole object; every staged file belongs to a live session."""
+    """Every blob row has its whole object; every staged file belongs to a live session.
+
+    Objects are read through the server's own blob store (decrypting them when encryption is on,
+    which also authenticates every segment), not as raw files.
+    """
     storage = server.data_dir / "storage"
-    for digest, size, key in _rows(server, "SELECT digest, size, object_key FROM blobs"):
-        path = storage / "objects" / str(key)
-        assert path.is_file(), f"{where}: blob {digest} has no object at {key}"
-        data = path.read_bytes()
+    blobs = [
+        (str(d), int(str(n)), str(k))
+        for d, n, k in _rows(server, "SELECT digest, size, object_key FROM blobs")
+    ]
+    runtime = build_runtime(Settings(data_dir=server.data_dir), migrate=False)
+
+    async def read_all() -> dict[str, bytes | None]:
+        found: dict[str, bytes | None] = {}
+        for _digest, _size, key in blobs:
+            if await runtime.store.stat(key) is None:
+                found[key] = None
+                continue
+            found[key] = b"".join([chunk async for chunk in runtime.store.reader(key)])
+        await runtime.close()
+        return found
+
+    contents = asyncio.run(read_all())
+    for digest, size, key in blobs:
+        data = contents[key]
+        assert data is not None, f"{where}: blob {digest} has no object at {key}"
         assert len(data) == size, (
-            f"{where}: blob {digest} is {len(data)} bytes on disk, {size} in the database"
+            f"{where}: blob {digest} is {len(data)} bytes in storage, {size} in the database"
         )
-        assert digest_of(data, str(digest).split(":")[0]) == digest, (
+        assert digest_of(data, digest.split(":")[0]) == digest, (
             f"{where}: object of {digest} holds other bytes"
         )
     sessions = {str(key) for (key,) in _rows(server, "SELECT object_key FROM uploads")}
     staging = storage / "staging"
-    staged = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
+    staged = {
+        p.relative_to(staging).as_posix().removesuffix(".cbe") for p in staging.rglob("*") if p.is_file()
+    }
     assert staged <= sessions, f"{where}: staged files without a session: {sorted(staged - sessions)[:5]}"
 
 

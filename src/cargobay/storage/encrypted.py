@@ -87,9 +87,9 @@ class EncryptedStore:
         return await self._append(key, chunks)
 
     async def staged_size(self, key: str) -> int | None:
-        cipher_size = await self.inner.staged_size(key + SUFFIX)
-        if cipher_size is not None:
-            return self._layout(key, cipher_size, finished=False).size
+        layout = await self._settled(key, repair=False)
+        if layout is not None:
+            return layout.size
         return await self.inner.staged_size(key) if self.allow_plaintext else None
 
     def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
@@ -196,7 +196,10 @@ class EncryptedStore:
             async for chunk in self._read_plaintext(key, offset, length, finished):
                 yield chunk
             return
-        layout = self._layout(key, cipher_size, finished)
+        if finished:
+            layout = self._layout(key, cipher_size, finished)
+        else:  # an upload may end in a torn segment after a crash: read what is whole
+            layout = await self._settled(key, repair=False) or Layout(self.segment_size, 0, 0, False)
         end = layout.size if length is None else min(layout.size, offset + length)
         plan = layout.plan(offset, end)
         if not plan:
@@ -263,11 +266,9 @@ class EncryptedStore:
     async def _append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         sealed_key = key + SUFFIX
         cipher = await self._cipher(key)
-        cipher_size = await self.inner.staged_size(sealed_key)
-        if cipher_size is None:
-            layout = Layout(self.segment_size, 0, 0, finished=False)
-        else:
-            layout = self._layout(key, cipher_size, finished=False)
+        settled = await self._settled(key, repair=True)
+        cipher_size = None if settled is None else settled.cipher_size
+        layout = settled or Layout(self.segment_size, 0, 0, finished=False)
         index = layout.segments
         tail_plain = b""
         tail_sealed = b""
@@ -374,10 +375,42 @@ class EncryptedStore:
         return await asyncio.get_running_loop().run_in_executor(self._pool, job)
 
     async def _staged_layout(self, key: str) -> Layout:
-        cipher_size = await self.inner.staged_size(key + SUFFIX)
-        if cipher_size is None:
+        layout = await self._settled(key, repair=True)
+        if layout is None:
             raise ObjectNotFound(key)
-        return self._layout(key, cipher_size, finished=False)
+        return layout
+
+    async def _settled(self, key: str, *, repair: bool) -> Layout | None:
+        """A staged object as far as it is whole: its longest prefix of authentic segments.
+
+        A crash in the middle of an append leaves the last segment torn (never acknowledged to the
+        client, who resumes from the size reported now). With ``repair`` (callers hold the upload's
+        lock) the torn bytes are cut off the stored object before it changes again.
+        """
+        sealed_key = key + SUFFIX
+        cipher_size = await self.inner.staged_size(sealed_key)
+        if cipher_size is None:
+            return None
+        if cipher_size < HEADER_SIZE:  # torn before its header was whole: nothing was acknowledged
+            if not repair:
+                return Layout(self.segment_size, 0, 0, finished=False)
+            await self.inner.discard(sealed_key)
+            return None
+        layout = Layout.staged_prefix(self.segment_size, cipher_size)
+        if layout.segments and not await self._authentic(key, layout, layout.segments - 1):
+            layout = layout.without_last()
+        if repair and cipher_size != layout.cipher_size:
+            await self.inner.truncate(sealed_key, layout.cipher_size)
+        return layout
+
+    async def _authentic(self, key: str, layout: Layout, index: int) -> bool:
+        cipher = await self._cipher(key)
+        sealed = await self._read_sealed(key + SUFFIX, layout.offset(index), layout.sealed_length(index))
+        try:
+            await self._run(self._opener(key, cipher, index, False, [sealed]))
+        except IntegrityError:
+            return False
+        return True
 
     def _layout(self, key: str, cipher_size: int, finished: bool) -> Layout:
         try:
