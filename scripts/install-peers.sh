@@ -19,7 +19,8 @@
 #
 # Debian packages (apt, root needed only when something is missing):
 #   skopeo, umoci, docker-registry (CNCF distribution 2.8), postgresql (server binaries in
-#   /usr/lib/postgresql/<ver>/bin), apache2-utils (htpasswd -B, for registry auth configs).
+#   /usr/lib/postgresql/<ver>/bin), apache2-utils (htpasswd -B, for registry auth configs),
+#   wrk (HTTP load generator for the manifest-GET benchmark in benchmarks/).
 #   Services are never started by the install (policy-rc.d), and if one was started anyway it is
 #   stopped: tests start their own instances on free loopback ports.
 #
@@ -43,7 +44,7 @@ GO_TOOLS=(
 )
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
 CONFORMANCE_VER=v0.0.0-20260831232431-97274622c111
-APT_PKGS=(skopeo umoci docker-registry postgresql apache2-utils)
+APT_PKGS=(skopeo umoci docker-registry postgresql apache2-utils wrk)
 
 # ---- setup -------------------------------------------------------------------------------
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,0 +1,1 @@
+"""Cargobay benchmarks against the reference registry, side by side on loopback (``make bench``)."""

@@ -1,0 +1,3 @@
+module cargobay.local/blobbench
+
+go 1.22
