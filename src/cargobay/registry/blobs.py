@@ -165,7 +165,7 @@ async def _stream(
     except StopAsyncIteration:
         first = b""
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncIterator[bytes | memoryview]:
         yield first
         try:
             async for chunk in chunks:

@@ -13,7 +13,7 @@ from cargobay.db.engine import Database
 from cargobay.db.models import Blob, Registry, Repository, RepositoryBlob
 from cargobay.db.types import utcnow
 from cargobay.services import repositories
-from cargobay.storage.base import BlobStore
+from cargobay.storage.base import BlobStore, Chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ class BlobService:
         row = await self.db.fetch_one(_IN_REPOSITORY, registry_id, repository, registry_id, digest)
         return BlobInfo(*row) if row is not None else None
 
-    def open(self, blob: BlobInfo, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    def open(self, blob: BlobInfo, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
         return self.store.reader(blob.object_key, offset, length)
 
     async def unlink(self, registry_id: str, repository: str, digest: str) -> bool:

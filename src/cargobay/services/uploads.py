@@ -25,8 +25,8 @@ from cargobay.domain.digests import Digest, Hasher, new_hasher
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.logs import get_logger
 from cargobay.services.blobs import BlobInfo, object_key, record_blob, staged_key
-from cargobay.storage.base import BlobStore
-from cargobay.storage.streams import rechunk
+from cargobay.storage.base import BlobStore, Chunk
+from cargobay.storage.streams import SerialOffload, rechunk
 
 log = get_logger("cargobay.uploads")
 
@@ -291,7 +291,7 @@ class _Counter:
         self.count = 0
 
 
-async def _update(hasher: Hasher, block: bytes) -> None:
+async def _update(hasher: Hasher, block: Chunk) -> None:
     if len(block) >= 256 * 1024:
         await anyio.to_thread.run_sync(hasher.update, block)
     else:
@@ -301,15 +301,24 @@ async def _update(hasher: Hasher, block: bytes) -> None:
 async def _hashed(
     chunks: AsyncIterable[bytes], hasher: Hasher | None, counter: _Counter, limit: int | None
 ) -> AsyncIterator[bytes]:
-    async for block in rechunk(chunks):
-        counter.count += len(block)
-        if limit is not None and counter.count > limit:
-            raise RegistryError(
-                OciCode.BLOB_UPLOAD_INVALID, f"body is longer than the announced {limit} bytes", status=400
-            )
-        if hasher is not None:
-            await _update(hasher, block)
-        yield block
+    """Blocks of the body, counted and (when a running hash exists) hashed on a thread of their
+    own, so receiving, hashing and storing overlap."""
+    hashing = SerialOffload("cargobay-hash")
+    try:
+        async for block in rechunk(chunks):
+            counter.count += len(block)
+            if limit is not None and counter.count > limit:
+                raise RegistryError(
+                    OciCode.BLOB_UPLOAD_INVALID,
+                    f"body is longer than the announced {limit} bytes",
+                    status=400,
+                )
+            if hasher is not None:
+                await hashing.submit(hasher.update, block)
+            yield block
+        await hashing.drain()
+    finally:
+        await hashing.close()
 
 
 async def _empty() -> AsyncIterator[bytes]:

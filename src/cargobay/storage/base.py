@@ -14,7 +14,10 @@ Key convention (the encryption wrapper relies on it): the first path component i
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
+
+Chunk = bytes | memoryview
+"""What readers yield: bytes, or a view of a buffer nobody else holds (no copy just to type it)."""
 
 
 class ObjectNotFound(Exception):
@@ -41,7 +44,7 @@ class BlobStore(Protocol):
         """Size in bytes of a committed object, or None when absent."""
         ...
 
-    def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
         """Stream ``length`` bytes (default: to the end) from ``offset``; raises ObjectNotFound."""
         ...
 
@@ -58,13 +61,13 @@ class BlobStore(Protocol):
         ...
 
     # -- staged objects ---------------------------------------------------------------------
-    async def append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+    async def append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
         """Append to a staged object (created when absent); returns its new size."""
         ...
 
     async def staged_size(self, key: str) -> int | None: ...
 
-    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
+    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]: ...
 
     async def truncate(self, key: str, size: int) -> None:
         """Cut a staged object back to ``size`` bytes (drops a partly received chunk)."""
@@ -81,6 +84,24 @@ class BlobStore(Protocol):
     def list_staged(self, prefix: str) -> AsyncIterator[str]: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class RawReads(Protocol):
+    """Blocking access to stored bytes, for code that already runs in a worker thread.
+
+    Wrappers that transform data (the encryption envelope) read through this: reading and
+    transforming in one thread, exact sizes at a time, costs a fraction of going through the event
+    loop for every block. A driver whose client library is blocking (files, boto3) offers it cheaply.
+    """
+
+    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> BinaryIO:
+        """A blocking reader positioned at ``offset``; raises ObjectNotFound. Close it when done."""
+        ...
+
+
+class RawBlobStore(BlobStore, RawReads, Protocol):
+    """A driver: the BlobStore interface plus blocking raw reads (what wrappers sit on)."""
 
 
 def split_key(key: str) -> tuple[str, str]:

@@ -17,14 +17,15 @@ import asyncio
 import contextlib
 import os
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import BinaryIO, TypeVar
 
-from cargobay.storage.base import BlobStore, IntegrityError, ObjectNotFound, split_key
+from cargobay.storage.base import Chunk, IntegrityError, ObjectNotFound, RawBlobStore, split_key
 from cargobay.storage.keys import DataKeySource
 from cargobay.storage.segments import HEADER_SIZE, OVERHEAD, SEGMENT_SIZE, Layout, ObjectCipher, header
-from cargobay.storage.streams import closing, exact_blocks
+from cargobay.storage.streams import closing, iterate_in_thread
 
 SUFFIX = ".cbe"
 _LOOKAHEAD = 2  # segments being sealed or opened ahead of the consumer, per stream
@@ -37,7 +38,7 @@ Job = Callable[[], T]
 class EncryptedStore:
     def __init__(
         self,
-        inner: BlobStore,
+        inner: RawBlobStore,
         keys: DataKeySource,
         *,
         allow_plaintext: bool = False,
@@ -65,7 +66,7 @@ class EncryptedStore:
             self._check_plaintext_allowed(key)
         return size
 
-    def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
         return self._read(key, offset, length, finished=True)
 
     async def put(self, key: str, data: bytes) -> None:
@@ -82,7 +83,7 @@ class EncryptedStore:
         return _unsuffixed(self.inner.list(prefix))
 
     # -- staged objects ---------------------------------------------------------------------
-    async def append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+    async def append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
         await self._adopt_staged_plaintext(key)
         return await self._append(key, chunks)
 
@@ -92,7 +93,7 @@ class EncryptedStore:
             return layout.size
         return await self.inner.staged_size(key) if self.allow_plaintext else None
 
-    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
         return self._read(key, offset, length, finished=False)
 
     async def truncate(self, key: str, size: int) -> None:
@@ -105,7 +106,7 @@ class EncryptedStore:
             return
         index, keep = divmod(size, self.segment_size)
         cut = layout.offset(index)
-        resealed: tuple[bytes, ...] = ()
+        resealed: tuple[Chunk, ...] = ()
         if keep:  # the new last segment is a part of an old one
             cipher = await self._cipher(key)
             sealed = await self._read_sealed(sealed_key, cut, layout.sealed_length(index))
@@ -187,7 +188,7 @@ class EncryptedStore:
             raise IntegrityError(f"{key} is stored unencrypted where only sealed data may be", key=key)
 
     # -- reading ----------------------------------------------------------------------------
-    async def _read(self, key: str, offset: int, length: int | None, finished: bool) -> AsyncIterator[bytes]:
+    async def _read(self, key: str, offset: int, length: int | None, finished: bool) -> AsyncIterator[Chunk]:
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("negative offset or length")
         sealed_key = key + SUFFIX
@@ -205,42 +206,43 @@ class EncryptedStore:
         if not plan:
             return
         cipher = await self._cipher(key)
-        with_header = plan[0] == 0  # read along with the first segment, else on its own
-        if not with_header:
-            self._check_header(key, await self._read_sealed(sealed_key, 0, HEADER_SIZE, finished))
-        start = 0 if with_header else layout.offset(plan[0])
-        stop = layout.offset(plan[-1]) + layout.sealed_length(plan[-1])
-        sizes = [HEADER_SIZE] * with_header + [layout.sealed_length(i) for i in plan]
-        source = self.inner.reader if finished else self.inner.staged_reader
-        indexes = iter(plan)
+        read = _Read(key, sealed_key, not finished, cipher, layout, plan, offset, end)
+        async for piece in iterate_in_thread(lambda: self._decrypted(read), depth=_LOOKAHEAD + 2):
+            yield piece
 
-        def open_next(parts: Sequence[bytes | memoryview]) -> Job[Sequence[bytes]]:
-            index = next(indexes)
-            return self._opener(key, cipher, index, index == layout.segments, parts)
+    def _decrypted(self, read: _Read) -> Iterator[Chunk]:
+        """Read and open the planned segments in this (worker) thread, exact sizes at a time.
 
-        async with closing(source(sealed_key, start, stop - start)) as stream:
-            blocks = _complete(exact_blocks(stream, sizes), key)
-            if with_header:
-                self._check_header(key, b"".join(await anext(blocks)))
-            held: Sequence[bytes] = ()
-            index = plan[0]
-            async with closing(self._ahead(blocks, open_next)) as opened:
-                async for plain in opened:
-                    if index < layout.segments:
-                        base = index * self.segment_size
-                        pieces = _cut(plain, offset - base, end - base)
-                        if index == layout.segments - 1 and plan[-1] == layout.segments:
-                            held = pieces  # yielded once the final segment proved the object complete
-                        else:
-                            for piece in pieces:
-                                yield piece
-                    index += 1
-            for piece in held:
-                yield piece
+        Every segment is authenticated before any of its bytes are yielded; a read that reaches the
+        last data segment holds its bytes back until the final segment has proven the object whole.
+        """
+        layout, key = read.layout, read.key
+        first = read.plan[0]
+        if first:
+            with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
+                self._check_header(key, _read_exact(raw, HEADER_SIZE, key))
+        held: list[Chunk] = []
+        with self.inner.open_raw(
+            read.sealed_key, layout.offset(first) if first else 0, staged=read.staged
+        ) as raw:
+            if not first:
+                self._check_header(key, _read_exact(raw, HEADER_SIZE, key))
+            for index in read.plan:
+                sealed = _read_exact(raw, layout.sealed_length(index), key)
+                plain = self._opener(key, read.cipher, index, index == layout.segments, [sealed])()
+                if index == layout.segments:
+                    continue
+                base = index * self.segment_size
+                pieces = _cut(plain, read.start - base, read.end - base)
+                if index == layout.segments - 1 and read.plan[-1] == layout.segments:
+                    held = pieces
+                else:
+                    yield from pieces
+        yield from held
 
     async def _read_plaintext(
         self, key: str, offset: int, length: int | None, finished: bool
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[Chunk]:
         size = await (self.inner.stat if finished else self.inner.staged_size)(key)
         if size is None:
             raise ObjectNotFound(key)
@@ -263,7 +265,7 @@ class EncryptedStore:
             raise IntegrityError(f"{key} does not start with the expected header", key=key)
 
     # -- writing ----------------------------------------------------------------------------
-    async def _append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+    async def _append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
         sealed_key = key + SUFFIX
         cipher = await self._cipher(key)
         settled = await self._settled(key, repair=True)
@@ -297,13 +299,13 @@ class EncryptedStore:
         return self._layout(key, cipher_size, finished=False).size
 
     async def _sealed(
-        self, cipher: ObjectCipher, index: int, head: bytes, chunks: AsyncIterable[bytes]
-    ) -> AsyncIterator[bytes]:
+        self, cipher: ObjectCipher, index: int, head: bytes, chunks: AsyncIterable[Chunk]
+    ) -> AsyncIterator[Chunk]:
         """Sealed non-final segments from ``index`` on, of ``head`` plus the incoming plaintext."""
         size = self.segment_size
         buffer = bytearray(head)
 
-        async def segments() -> AsyncIterator[Sequence[bytes]]:
+        async def segments() -> AsyncIterator[Sequence[Chunk]]:
             received = False
             async for chunk in chunks:
                 if not chunk:
@@ -321,7 +323,7 @@ class EncryptedStore:
             if received and buffer:
                 yield [bytes(buffer)]
 
-        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[tuple[bytes, bytes]]:
+        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[tuple[bytes, Chunk]]:
             nonlocal index
             at, index = index, index + 1
             return lambda: cipher.seal(at, False, parts[0])
@@ -358,8 +360,8 @@ class EncryptedStore:
 
     def _opener(
         self, key: str, cipher: ObjectCipher, index: int, last: bool, parts: Sequence[bytes | memoryview]
-    ) -> Job[Sequence[bytes]]:
-        def job() -> Sequence[bytes]:
+    ) -> Job[Sequence[Chunk]]:
+        def job() -> Sequence[Chunk]:
             try:
                 return cipher.open(index, last, parts)
             except IntegrityError as exc:
@@ -419,9 +421,38 @@ class EncryptedStore:
             raise IntegrityError(f"{key}: {exc}", key=key) from None
 
 
-def _cut(pieces: Sequence[bytes], start: int, stop: int) -> list[bytes]:
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One planned read of a sealed object: what ``_decrypted`` needs in its thread."""
+
+    key: str
+    sealed_key: str
+    staged: bool
+    cipher: ObjectCipher
+    layout: Layout
+    plan: list[int]
+    start: int
+    end: int
+
+
+def _read_exact(raw: BinaryIO, size: int, key: str) -> bytes:
+    data = raw.read(size)
+    if len(data) == size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = raw.read(size - got)
+        if not more:
+            raise IntegrityError(f"{key} is shorter than its size says", key=key)
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _cut(pieces: Sequence[Chunk], start: int, stop: int) -> list[Chunk]:
     """Bytes ``[start, stop)`` of the concatenation of ``pieces``, slicing only pieces cut in two."""
-    kept: list[bytes] = []
+    kept: list[Chunk] = []
     position = 0
     for piece in pieces:
         low, high = max(start - position, 0), min(stop - position, len(piece))
@@ -429,14 +460,6 @@ def _cut(pieces: Sequence[bytes], start: int, stop: int) -> list[bytes]:
             kept.append(piece if low == 0 and high == len(piece) else piece[low:high])
         position += len(piece)
     return kept
-
-
-async def _complete(blocks: AsyncIterator[list[memoryview]], key: str) -> AsyncIterator[list[memoryview]]:
-    try:
-        async for block in blocks:
-            yield block
-    except EOFError:
-        raise IntegrityError(f"{key} is shorter than its size says", key=key) from None
 
 
 async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -448,12 +471,12 @@ async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
             yield key
 
 
-async def _one(*parts: bytes) -> AsyncIterator[bytes]:
+async def _one(*parts: Chunk) -> AsyncIterator[Chunk]:
     for part in parts:
         yield part
 
 
-async def _chain(lead: Iterable[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _chain(lead: Iterable[Chunk], rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
     for block in lead:
         yield block
     async for block in rest:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from cargobay.storage.base import BlobStore
+from cargobay.storage.base import RawBlobStore
 from cargobay.storage.filesystem import FilesystemStore
 
 
-def open_store(url: str) -> BlobStore:
+def open_store(url: str) -> RawBlobStore:
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         return FilesystemStore(parts.path if parts.scheme else url)

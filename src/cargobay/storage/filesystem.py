@@ -11,11 +11,12 @@ import os
 import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio.to_thread
 
-from cargobay.storage.base import ObjectNotFound
-from cargobay.storage.streams import file_chunks, iterate_in_thread
+from cargobay.storage.base import Chunk, ObjectNotFound
+from cargobay.storage.streams import SerialOffload, file_chunks, iterate_in_thread
 
 
 class FilesystemStore:
@@ -55,6 +56,16 @@ class FilesystemStore:
         async for chunk in chunks:
             yield chunk
 
+    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> BinaryIO:
+        path = self._path(self._staging if staged else self._objects, key)
+        try:
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(key) from None
+        if offset:
+            f.seek(offset)
+        return f
+
     async def put(self, key: str, data: bytes) -> None:
         target = self._path(self._objects, key)
         await anyio.to_thread.run_sync(self._put_sync, target, data)
@@ -83,17 +94,20 @@ class FilesystemStore:
             yield key
 
     # -- staged ----------------------------------------------------------------------------
-    async def append(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+    async def append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
         path = self._path(self._staging, key)
         f = await anyio.to_thread.run_sync(_open_append, path)
         flusher = _Flusher(f.fileno())
+        writing = SerialOffload("cargobay-write")
         try:
             async for chunk in chunks:
                 if chunk:
-                    await anyio.to_thread.run_sync(f.write, chunk)
+                    await writing.submit(f.write, chunk)
                     flusher.wrote(len(chunk))
+            await writing.drain()
             return int(f.tell())
         finally:
+            await writing.close()
             await anyio.to_thread.run_sync(flusher.stop)
             await anyio.to_thread.run_sync(f.close)
 

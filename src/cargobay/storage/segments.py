@@ -20,10 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cargobay.storage.base import IntegrityError
+from cargobay.storage.base import Chunk, IntegrityError
 
 MAGIC = b"CBENC1"
 VERSION = 1
@@ -60,31 +59,32 @@ class ObjectCipher:
     def _associated(self, index: int, last: bool) -> bytes:
         return self._prefix + _PLACE.pack(index, last)
 
-    def seal(self, index: int, last: bool, plaintext: bytes | memoryview) -> tuple[bytes, bytes]:
+    def seal(self, index: int, last: bool, plaintext: bytes | memoryview) -> tuple[bytes, Chunk]:
         """Segment ``index`` as its two parts, nonce and ciphertext (with tag), to be stored in a row;
         kept apart so a large ciphertext is never copied just to put 12 bytes in front of it."""
         nonce = os.urandom(NONCE_SIZE)
-        return nonce, self._aead.encrypt(nonce, plaintext, self._associated(index, last))
+        sealed = bytearray(len(plaintext) + TAG_SIZE)  # encrypt_into: a third of encrypt()'s cost here
+        self._aead.encrypt_into(nonce, plaintext, self._associated(index, last), sealed)
+        return nonce, memoryview(sealed)
 
-    def open(self, index: int, last: bool, parts: Sequence[bytes | memoryview]) -> list[bytes]:
-        """The plaintext of a sealed segment given as consecutive parts (views of the chunks it was
-        read in, so it need not be copied together); IntegrityError unless it is this object's
-        segment ``index``. Nothing is returned before the whole segment is authenticated."""
+    def open(self, index: int, last: bool, parts: Sequence[bytes | memoryview]) -> list[Chunk]:
+        """The plaintext of a sealed segment given as consecutive parts (the chunks it was read in);
+        IntegrityError unless it is this object's segment ``index``. Nothing is returned before the
+        whole segment is authenticated.
+
+        Parts are joined (one memcpy) rather than fed to a streaming decryptor: one-shot
+        ``AESGCM.decrypt`` releases the GIL while it works, the streaming API holds it throughout.
+        """
         aad = self._associated(index, last)
+        sealed = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
         try:
-            if len(parts) == 1:
-                view = memoryview(parts[0])
-                return [self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad)]
-            total = sum(len(p) for p in parts)
-            if total < OVERHEAD:
+            if len(sealed) < OVERHEAD:
                 raise InvalidTag
-            nonce = b"".join(_slice(parts, 0, NONCE_SIZE))
-            tag = b"".join(_slice(parts, total - TAG_SIZE, total))
-            decryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce, tag)).decryptor()
-            decryptor.authenticate_additional_data(aad)
-            plain = [decryptor.update(view) for view in _slice(parts, NONCE_SIZE, total - TAG_SIZE)]
-            decryptor.finalize()
-            return plain
+            plain = bytearray(len(sealed) - OVERHEAD)
+            # decrypt_into a fresh buffer costs a third of decrypt() here; the buffer is handed on
+            # as a view, uncopied.
+            self._aead.decrypt_into(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad, plain)
+            return [memoryview(plain)]
         except InvalidTag:
             kind = "final segment" if last else f"segment {index}"
             raise IntegrityError(f"{kind} failed authentication") from None
@@ -94,23 +94,11 @@ class ObjectCipher:
         size = self.segment_size
         view = memoryview(data)
         count = -(-len(data) // size)
-        parts = [header(size)]
+        parts: list[Chunk] = [header(size)]
         for i in range(count):
             parts += self.seal(i, False, view[i * size : (i + 1) * size])
         parts += self.seal(count, True, b"")
         return b"".join(parts)
-
-
-def _slice(parts: Sequence[bytes | memoryview], start: int, stop: int) -> list[memoryview]:
-    """Views of bytes ``[start, stop)`` of the concatenation of ``parts``."""
-    views: list[memoryview] = []
-    position = 0
-    for part in parts:
-        low, high = max(start - position, 0), min(stop - position, len(part))
-        if low < high:
-            views.append(memoryview(part)[low:high])
-        position += len(part)
-    return views
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import TypeVar
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -63,20 +65,67 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]], depth: int = 4) -> 
 
 
 async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK) -> AsyncIterator[bytes]:
-    """Coalesce small network chunks into blocks of ``size`` bytes (the last one may be shorter)."""
-    buffer = bytearray()
+    """Blocks of exactly ``size`` bytes (the last may be shorter) from chunks of any size.
+
+    Each block is copied once (a join of the pieces); a chunk that already is a block passes as is.
+    Exact sizes let the encryption envelope seal blocks as they come, without re-buffering.
+    """
+    pieces: list[bytes | memoryview] = []
+    held = 0
     async for chunk in chunks:
-        if not chunk:
-            continue
-        if not buffer and len(chunk) >= size:
-            yield bytes(chunk)
-            continue
-        buffer += chunk
-        if len(buffer) >= size:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), size - held)
+            piece, view = view[:take], view[take:]
+            held += take
+            if held == size:
+                if not pieces and len(piece) == len(chunk):
+                    yield chunk  # the chunk is a block by itself
+                else:
+                    pieces.append(piece)
+                    yield b"".join(pieces)
+                pieces.clear()
+                held = 0
+            else:
+                pieces.append(piece)
+    if held:
+        yield b"".join(pieces)
+
+
+class SerialOffload:
+    """Runs blocking calls in order on one thread, up to ``depth`` calls ahead of the caller.
+
+    Lets an upload receive the next block while the previous ones are being hashed or written;
+    an error surfaces at a later ``submit`` or at ``drain``.
+    """
+
+    def __init__(self, name: str, depth: int = 3) -> None:
+        self.name = name
+        self.depth = depth
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: deque[asyncio.Future[Any]] = deque()
+
+    async def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        self._pending.append(asyncio.get_running_loop().run_in_executor(self._executor, fn, *args))
+        while len(self._pending) > self.depth:
+            await self._pending.popleft()
+
+    async def drain(self) -> None:
+        """Wait for every call submitted; raises the first error."""
+        while self._pending:
+            await self._pending.popleft()
+
+    async def close(self) -> None:
+        """Wait for calls still running (their arguments may be reused afterwards), then stop."""
+        pending, self._pending = self._pending, deque()
+        for future in pending:
+            with contextlib.suppress(BaseException):
+                await future
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 @contextlib.asynccontextmanager
@@ -104,29 +153,3 @@ def file_chunks(path: str, offset: int, length: int | None, chunk: int = CHUNK) 
             if remaining is not None:
                 remaining -= len(data)
             yield data
-
-
-async def exact_blocks(chunks: AsyncIterable[bytes], sizes: Iterable[int]) -> AsyncIterator[list[memoryview]]:
-    """Cut a stream into blocks of exactly ``sizes``, each given as the views of the chunks it spans
-    (nothing is copied). Raises EOFError when the stream ends early; bytes after the last block are
-    ignored."""
-    wanted = iter(sizes)
-    need = next(wanted, None)
-    parts: list[memoryview] = []
-    have = 0
-    async for chunk in chunks:
-        view = memoryview(chunk)
-        while need is not None and view:
-            take = min(need - have, len(view))
-            parts.append(view[:take])
-            have += take
-            view = view[take:]
-            if have == need:
-                yield parts
-                parts = []
-                have = 0
-                need = next(wanted, None)
-        if need is None:
-            return
-    if need is not None:
-        raise EOFError(f"stream ended {need - have} bytes short of a block")
