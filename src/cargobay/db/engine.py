@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -129,6 +130,36 @@ class Database:
             self._inline.conn = conn
         return conn.connection.driver_connection
 
+    async def write_raw(self, fn: Callable[..., T], *args: Any) -> T:
+        """A short write transaction, ``fn(tx, *args)``, straight on the DBAPI connection in a thread.
+
+        For hot write paths (upload sessions, blob commits) where an ORM session costs more than
+        the statements; ``BEGIN IMMEDIATE`` on SQLite as for every writer.
+        """
+        return await anyio.to_thread.run_sync(self._write_raw_sync, fn, *args, limiter=self.limiter)
+
+    def _write_raw_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                if self.is_sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                result = fn(RawTx(cursor, self.is_sqlite), *args)
+                conn.commit()
+                return result
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
+
+    def timestamp(self, value: datetime) -> Any:
+        """A UTC time as the column type ``UtcDateTime`` stores it, for raw statements."""
+        return db_timestamp(value, self.is_sqlite)
+
     def session(self) -> Session:
         return self._sessions()
 
@@ -137,6 +168,45 @@ class Database:
         if conn is not None:
             conn.close()
         self.engine.dispose()
+
+
+class RawTx:
+    """Statements of one raw transaction, with ``?`` placeholders on every database."""
+
+    def __init__(self, cursor: Any, is_sqlite: bool) -> None:
+        self._cursor = cursor
+        self.is_sqlite = is_sqlite
+
+    @classmethod
+    def of(cls, session: Session) -> RawTx:
+        """The same transaction as an ORM unit of work, for shared raw helpers."""
+        dbapi = session.connection().connection.driver_connection
+        assert dbapi is not None
+        return cls(dbapi.cursor(), session.get_bind().dialect.name == "sqlite")
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> Any:
+        self._cursor.execute(sql if self.is_sqlite else _pyformat(sql), params)
+        return self._cursor
+
+    def one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        row = self._execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._execute(sql, params).fetchall()]
+
+    def run(self, sql: str, *params: Any) -> int:
+        """A statement without rows; returns how many rows it changed."""
+        return int(self._execute(sql, params).rowcount)
+
+    def timestamp(self, value: datetime) -> Any:
+        return db_timestamp(value, self.is_sqlite)
+
+
+def db_timestamp(value: datetime, is_sqlite: bool) -> Any:
+    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    # SQLAlchemy's SQLite DATETIME text form (always with microseconds, so text order is time order)
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if is_sqlite else naive
 
 
 _PYFORMAT: dict[str, str] = {}

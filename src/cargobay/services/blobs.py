@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
-from cargobay.db.models import Blob, Registry, Repository, RepositoryBlob
+from cargobay.db.engine import Database, RawTx
+from cargobay.db.models import Blob, RepositoryBlob
 from cargobay.db.types import utcnow
 from cargobay.services import repositories
 from cargobay.storage.base import BlobStore, Chunk
@@ -32,10 +31,6 @@ def staged_key(registry_id: str, object_id: str) -> str:
     return f"{registry_id}/uploads/{object_id}"
 
 
-def _info(blob: Blob) -> BlobInfo:
-    return BlobInfo(blob.id, blob.digest, blob.size, blob.object_key)
-
-
 _IN_REPOSITORY = (
     "SELECT b.id, b.digest, b.size, b.object_key FROM repositories r "
     "JOIN repository_blobs rb ON rb.repository_id = r.id JOIN blobs b ON b.id = rb.blob_id "
@@ -43,48 +38,55 @@ _IN_REPOSITORY = (
 )
 
 
-def link(session: Session, repository_id: int, blob_id: int) -> None:
-    if session.get(RepositoryBlob, (repository_id, blob_id)) is None:
-        try:
-            with session.begin_nested():
-                session.add(RepositoryBlob(repository_id=repository_id, blob_id=blob_id))
-        except IntegrityError:
-            pass
+def link(tx: RawTx, repository_id: int, blob_id: int) -> None:
+    tx.run(
+        "INSERT INTO repository_blobs (repository_id, blob_id, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (repository_id, blob_id) DO NOTHING",
+        repository_id,
+        blob_id,
+        tx.timestamp(utcnow()),
+    )
 
 
 def record_blob(
-    session: Session, registry_id: str, repository: str, digest: str, size: int, key: str
+    tx: RawTx, registry_id: str, repository: str, digest: str, size: int, key: str
 ) -> tuple[BlobInfo, bool]:
     """Insert the blob row (unless the digest is already stored) and link it into the repository.
 
     Returns the blob and whether this call created it (so the caller keeps or drops its object).
     """
-    repo = repositories.get_or_create(session, registry_id, repository)
-    existing = session.scalar(select(Blob).where(Blob.registry_id == registry_id, Blob.digest == digest))
-    created = False
-    if existing is None:
-        try:
-            with session.begin_nested():
-                existing = Blob(registry_id=registry_id, digest=digest, size=size, object_key=key)
-                session.add(existing)
-            created = True
-        except IntegrityError:
-            existing = session.scalar(
-                select(Blob).where(Blob.registry_id == registry_id, Blob.digest == digest)
-            )
-            assert existing is not None
-    if created:
-        add_storage(session, registry_id, size)
-    link(session, repo.id, existing.id)
-    return _info(existing), created
+    repository_id = repositories.ensure_id(tx, registry_id, repository)
+    row = tx.one(
+        "INSERT INTO blobs (registry_id, digest, size, object_key, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (registry_id, digest) DO NOTHING RETURNING id, digest, size, object_key",
+        registry_id,
+        digest,
+        size,
+        key,
+        tx.timestamp(utcnow()),
+    )
+    created = row is not None
+    if row is None:
+        row = tx.one(
+            "SELECT id, digest, size, object_key FROM blobs WHERE registry_id = ? AND digest = ?",
+            registry_id,
+            digest,
+        )
+        assert row is not None
+    else:
+        add_storage(tx, registry_id, size)
+    blob = BlobInfo(*row)
+    link(tx, repository_id, blob.id)
+    return blob, created
 
 
-def add_storage(session: Session, registry_id: str, delta: int) -> None:
+def add_storage(tx: RawTx, registry_id: str, delta: int) -> None:
     if delta:
-        session.execute(
-            update(Registry)
-            .where(Registry.id == registry_id)
-            .values(storage_bytes=Registry.storage_bytes + delta, storage_updated_at=utcnow())
+        tx.run(
+            "UPDATE registries SET storage_bytes = storage_bytes + ?, storage_updated_at = ? WHERE id = ?",
+            delta,
+            tx.timestamp(utcnow()),
+            registry_id,
         )
 
 
@@ -131,20 +133,25 @@ class BlobService:
     ) -> BlobInfo | None:
         """Link a blob from ``source`` (or, without one, any readable repository) into ``repository``."""
 
-        def work(session: Session) -> BlobInfo | None:
-            query = (
-                select(Blob, Repository.name)
-                .join(RepositoryBlob, RepositoryBlob.blob_id == Blob.id)
-                .join(Repository, Repository.id == RepositoryBlob.repository_id)
-                .where(Blob.registry_id == registry_id, Blob.digest == digest)
-            )
-            if source is not None:
-                query = query.where(Repository.name == source)
-            for blob, repo_name in session.execute(query.limit(100)):
-                if may_pull(repo_name):
-                    target = repositories.get_or_create(session, registry_id, repository)
-                    link(session, target.id, blob.id)
-                    return _info(blob)
+        sql = (
+            "SELECT b.id, b.digest, b.size, b.object_key, r.name FROM blobs b "
+            "JOIN repository_blobs rb ON rb.blob_id = b.id JOIN repositories r ON r.id = rb.repository_id "
+            "WHERE b.registry_id = ? AND b.digest = ?"
+        )
+        params: tuple[str, ...] = (registry_id, digest)
+        if source is not None:
+            sql += " AND r.name = ?"
+            params += (source,)
+        candidates = await self.db.fetch_all(sql + " LIMIT 100", *params)
+        readable = next((BlobInfo(*row[:4]) for row in candidates if may_pull(str(row[4]))), None)
+        if readable is None:
             return None
 
-        return await self.db.write(work)
+        def work(tx: RawTx) -> BlobInfo | None:
+            exists = tx.one("SELECT 1 FROM blobs WHERE id = ?", readable.id)
+            if exists is None:  # removed since the read (garbage collection): nothing to mount
+                return None
+            link(tx, repositories.ensure_id(tx, registry_id, repository), readable.id)
+            return readable
+
+        return await self.db.write_raw(work)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, is_digest
@@ -127,7 +127,7 @@ class ManifestService:
             session.execute(delete(ManifestBlob).where(ManifestBlob.manifest_id == manifest.id))
             session.execute(delete(ManifestChild).where(ManifestChild.manifest_id == manifest.id))
             session.delete(manifest)
-            add_storage(session, registry_id, -manifest.size)
+            add_storage(RawTx.of(session), registry_id, -manifest.size)
             return True
 
         if is_digest(reference):
@@ -244,7 +244,7 @@ def _store_manifest(
             session.add(ManifestBlob(manifest_id=manifest.id, blob_id=blob_id))
         for child in sorted({str(c.digest) for c in parsed.children}):
             session.add(ManifestChild(manifest_id=manifest.id, child_digest=child))
-        add_storage(session, registry_id, len(body))
+        add_storage(RawTx.of(session), registry_id, len(body))
     else:
         manifest.pushed_at = now
         manifest.push_count = manifest.push_count + 1

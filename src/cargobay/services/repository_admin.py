@@ -10,7 +10,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Manifest, Registry, Repository
 from cargobay.domain.errors import BadRequest, NotFound
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
@@ -142,6 +142,6 @@ class RepositoryAdmin:
             )
             session.delete(repository)  # manifests, tags and blob links go by ON DELETE CASCADE
             session.flush()
-            add_storage(session, registry_id, -int(freed or 0))
+            add_storage(RawTx.of(session), registry_id, -int(freed or 0))
 
         await self.db.write(work)

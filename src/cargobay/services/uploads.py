@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio.to_thread
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Upload
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, Hasher, new_hasher
@@ -69,12 +69,20 @@ class UploadService:
         upload_id = str(uuid.uuid4())
         key = staged_key(registry_id, upload_id.replace("-", ""))
 
-        def work(session: Session) -> None:
-            session.add(
-                Upload(id=upload_id, registry_id=registry_id, repository_name=repository, object_key=key)
+        def work(tx: RawTx) -> None:
+            now = tx.timestamp(utcnow())
+            tx.run(
+                "INSERT INTO uploads (id, registry_id, repository_name, object_key, size, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                upload_id,
+                registry_id,
+                repository,
+                key,
+                now,
+                now,
             )
 
-        await self.db.write(work)
+        await self.db.write_raw(work)
         self._hashes[upload_id] = _RunningHash(0, new_hasher("sha256"))
         return UploadInfo(upload_id, registry_id, repository, key)
 
@@ -85,18 +93,17 @@ class UploadService:
         except ValueError:
             raise _unknown(upload_id) from None
 
-        def work(session: Session) -> Upload | None:
-            return session.get(Upload, upload_id)
-
-        row = await self.db.read(work)
-        if (
-            row is None
-            or row.registry_id != registry_id
-            or row.repository_name != repository
-            or row.updated_at < utcnow() - self.expiry
-        ):
+        row = await self.db.fetch_one(
+            "SELECT object_key FROM uploads WHERE id = ? AND registry_id = ? AND repository_name = ? "
+            "AND updated_at >= ?",
+            upload_id,
+            registry_id,
+            repository,
+            self.db.timestamp(utcnow() - self.expiry),
+        )
+        if row is None:
             raise _unknown(upload_id)
-        return UploadInfo(row.id, row.registry_id, row.repository_name, row.object_key)
+        return UploadInfo(upload_id, registry_id, repository, row[0])
 
     async def size(self, upload: UploadInfo) -> int:
         return await self.store.staged_size(upload.object_key) or 0
@@ -159,7 +166,7 @@ class UploadService:
             self._hashes[upload.id] = _RunningHash(new_size, hasher)
         else:
             self._hashes.pop(upload.id, None)
-        await self.db.write(_touch, upload.id, new_size)
+        await self.db.write_raw(_touch, upload.id, new_size)
         return new_size
 
     async def _rollback(self, upload: UploadInfo, size: int) -> None:
@@ -208,18 +215,20 @@ class UploadService:
     async def _commit(self, upload: UploadInfo, digest: str, size: int) -> BlobInfo:
         object_id = upload.object_key.rsplit("/", 1)[1]
         final_key = object_key(upload.registry_id, object_id)
-        existing = await self.db.read(_find_blob, upload.registry_id, digest)
+        existing = await self.db.fetch_one(
+            "SELECT id FROM blobs WHERE registry_id = ? AND digest = ?", upload.registry_id, digest
+        )
         if existing is None:
             await self.store.commit(upload.object_key, final_key)
         else:
             await self.store.discard(upload.object_key)
 
-        def work(session: Session) -> tuple[BlobInfo, bool]:
-            result = record_blob(session, upload.registry_id, upload.repository, digest, size, final_key)
-            session.execute(delete(Upload).where(Upload.id == upload.id))
+        def work(tx: RawTx) -> tuple[BlobInfo, bool]:
+            result = record_blob(tx, upload.registry_id, upload.repository, digest, size, final_key)
+            tx.run("DELETE FROM uploads WHERE id = ?", upload.id)
             return result
 
-        blob, created = await self.db.write(work)
+        blob, created = await self.db.write_raw(work)
         if existing is None and not created:
             await self.store.delete(final_key)  # another upload of the same digest won the race
         return blob
@@ -242,7 +251,7 @@ class UploadService:
     async def cancel(self, upload: UploadInfo) -> None:
         async with self._lock(upload.id):
             await self.store.discard(upload.object_key)
-            await self.db.write(lambda s: s.execute(delete(Upload).where(Upload.id == upload.id)))
+            await self.db.write_raw(_forget, upload.id)
             self._hashes.pop(upload.id, None)
 
     async def expire(self) -> int:
@@ -259,21 +268,21 @@ class UploadService:
         for upload_id, key in expired:
             async with self._lock(upload_id):
                 await self.store.discard(key)
-                await self.db.write(lambda s, i=upload_id: s.execute(delete(Upload).where(Upload.id == i)))
+                await self.db.write_raw(_forget, upload_id)
                 self._hashes.pop(upload_id, None)
         if expired:
             log.info("uploads_expired", count=len(expired))
         return len(expired)
 
 
-def _find_blob(session: Session, registry_id: str, digest: str) -> int | None:
-    from cargobay.db.models import Blob
+def _touch(tx: RawTx, upload_id: str, size: int) -> None:
+    tx.run(
+        "UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?", size, tx.timestamp(utcnow()), upload_id
+    )
 
-    return session.scalar(select(Blob.id).where(Blob.registry_id == registry_id, Blob.digest == digest))
 
-
-def _touch(session: Session, upload_id: str, size: int) -> None:
-    session.execute(update(Upload).where(Upload.id == upload_id).values(size=size, updated_at=utcnow()))
+def _forget(tx: RawTx, upload_id: str) -> None:
+    tx.run("DELETE FROM uploads WHERE id = ?", upload_id)
 
 
 def _unknown(upload_id: str) -> RegistryError:

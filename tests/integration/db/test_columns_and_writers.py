@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Job, Registry, Token, Upload
 from cargobay.db.types import utcnow
 from cargobay.services.blobs import add_storage
@@ -95,7 +95,7 @@ def test_concurrent_writers_all_commit(db: Database, registry_id: str) -> None:
     def run() -> None:
         for _ in range(writes):
             try:
-                db.write_sync(add_storage, registry_id, 1)
+                db.write_sync(lambda s: add_storage(RawTx.of(s), registry_id, 1))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -114,13 +114,13 @@ def test_a_slow_writer_delays_but_does_not_fail_another(db: Database, registry_i
     order: list[str] = []
 
     def slow(session: Session) -> None:
-        add_storage(session, registry_id, 10)
+        add_storage(RawTx.of(session), registry_id, 10)
         inside.set()
         threading.Event().wait(0.5)
         order.append("slow")
 
     def quick(session: Session) -> None:
-        add_storage(session, registry_id, 1)
+        add_storage(RawTx.of(session), registry_id, 1)
         order.append("quick")
 
     first = threading.Thread(target=db.write_sync, args=(slow,))
@@ -137,7 +137,7 @@ def test_readers_are_not_blocked_by_an_open_writer(db: Database, registry_id: st
     release = threading.Event()
 
     def hold(session: Session) -> None:
-        add_storage(session, registry_id, 5)
+        add_storage(RawTx.of(session), registry_id, 5)
         inside.set()
         release.wait(5)
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Blob, Manifest, ManifestBlob, Registry, Repository, RepositoryBlob, Tag
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import OciCode, RegistryError
@@ -31,9 +31,13 @@ def _storage(db: Database, registry_id: str) -> int:
     return db.read_sync(lambda s: s.get(Registry, registry_id).storage_bytes)
 
 
+def _record(db: Database, *args: object) -> tuple[object, bool]:
+    return db.write_sync(lambda session: record_blob(RawTx.of(session), *args))  # type: ignore[arg-type]
+
+
 def _blob(db: Database, registry_id: str, repository: str, data: bytes) -> dict[str, object]:
     digest = str(Digest.of(data))
-    db.write_sync(record_blob, registry_id, repository, digest, len(data), f"k/{digest[7:]}")
+    _record(db, registry_id, repository, digest, len(data), f"k/{digest[7:]}")
     return {"digest": digest, "size": len(data)}
 
 
@@ -112,8 +116,8 @@ def test_postgres_get_or_create_recovers_from_a_unique_violation(db: Database, r
 
 def test_record_blob_is_idempotent_and_counts_storage_once(db: Database, registry_id: str) -> None:
     digest = str(Digest.of(b"layer"))
-    info, created = db.write_sync(record_blob, registry_id, "a/app", digest, 5, "k/1")
-    again, created_again = db.write_sync(record_blob, registry_id, "a/app", digest, 5, "k/2")
+    info, created = _record(db, registry_id, "a/app", digest, 5, "k/1")
+    again, created_again = _record(db, registry_id, "a/app", digest, 5, "k/2")
     assert created and not created_again
     assert again == info and again.object_key == "k/1"
     assert _count(db, Blob) == 1 and _count(db, RepositoryBlob) == 1
@@ -124,8 +128,8 @@ async def test_a_blob_is_stored_once_per_registry_and_linked_per_repository(
     db: Database, registry_id: str
 ) -> None:
     digest = str(Digest.of(b"shared"))
-    db.write_sync(record_blob, registry_id, "one", digest, 6, "k/1")
-    _, created = db.write_sync(record_blob, registry_id, "two", digest, 6, "k/2")
+    _record(db, registry_id, "one", digest, 6, "k/1")
+    _, created = _record(db, registry_id, "two", digest, 6, "k/2")
     assert not created
     assert _count(db, Blob) == 1 and _count(db, RepositoryBlob) == 2
     assert _storage(db, registry_id) == 6
@@ -142,7 +146,7 @@ def test_concurrent_record_blob_creates_one_blob(db: Database, registry_id: str)
 
     def run(n: int) -> None:
         try:
-            _, created = db.write_sync(record_blob, registry_id, f"r{n % 2}", digest, 9, f"k/{n}")
+            _, created = _record(db, registry_id, f"r{n % 2}", digest, 9, f"k/{n}")
             results.append(created)
         except BaseException as exc:
             errors.append(exc)
