@@ -32,7 +32,7 @@ from cargobay.services.catalog import CatalogSource, list_catalog
 from cargobay.services.manifests import ManifestService
 from cargobay.services.stats import PullRecorder
 from cargobay.services.uploads import UploadService
-from cargobay.storage.base import IntegrityError
+from cargobay.storage.base import IntegrityError, ObjectNotFound
 
 log = get_logger("cargobay.registry")
 
@@ -92,6 +92,13 @@ class RegistryApp:
         except IntegrityError as exc:
             log.error("stored_data_failed_verification", path=request.url.path, reason=str(exc))
             return error_response(RegistryError(OciCode.UNKNOWN, "stored data failed verification"), head)
+        except ObjectNotFound as exc:
+            # A row points at bytes the store no longer has: say so, never a bare 500 page.
+            log.error("stored_object_missing", path=request.url.path, key=str(exc))
+            return error_response(RegistryError(OciCode.UNKNOWN, "stored data is missing"), head)
+        except Exception:
+            log.exception("registry_request_failed", method=request.method, path=request.url.path)
+            return error_response(RegistryError(OciCode.UNKNOWN, "internal error"), head)
 
     async def _dispatch(self, request: Request) -> Response:
         route = match(request.url.path)
