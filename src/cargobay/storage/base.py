@@ -14,7 +14,8 @@ Key convention (the encryption wrapper relies on it): the first path component i
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import BinaryIO, Protocol, runtime_checkable
+from io import RawIOBase
+from typing import Protocol, runtime_checkable
 
 Chunk = bytes | memoryview
 """What readers yield: bytes, or a view of a buffer nobody else holds (no copy just to type it)."""
@@ -95,7 +96,7 @@ class RawReads(Protocol):
     loop for every block. A driver whose client library is blocking (files, boto3) offers it cheaply.
     """
 
-    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> BinaryIO:
+    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> RawIOBase:
         """A blocking reader positioned at ``offset``; raises ObjectNotFound. Close it when done."""
         ...
 

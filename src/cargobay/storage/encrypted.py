@@ -20,7 +20,8 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from io import RawIOBase
+from typing import TypeVar
 
 from cargobay.storage.base import Chunk, IntegrityError, ObjectNotFound, RawBlobStore, split_key
 from cargobay.storage.keys import DataKeySource
@@ -228,8 +229,11 @@ class EncryptedStore:
             if not first:
                 self._check_header(key, _read_exact(raw, HEADER_SIZE, key))
             for index in read.plan:
-                sealed = _read_exact(raw, layout.sealed_length(index), key)
-                plain = self._opener(key, read.cipher, index, index == layout.segments, [sealed])()
+                sealed = _read_into(raw, bytearray(layout.sealed_length(index)), key)
+                try:
+                    plain = [read.cipher.open_in_place(index, index == layout.segments, sealed)]
+                except IntegrityError as exc:
+                    raise IntegrityError(f"{key}: {exc}", key=key) from None
                 if index == layout.segments:
                     continue
                 base = index * self.segment_size
@@ -435,7 +439,19 @@ class _Read:
     end: int
 
 
-def _read_exact(raw: BinaryIO, size: int, key: str) -> bytes:
+def _read_into(raw: RawIOBase, buffer: bytearray, key: str) -> bytearray:
+    """Fill ``buffer`` from ``raw``; a short object is an integrity failure."""
+    view = memoryview(buffer)
+    got = 0
+    while got < len(buffer):
+        more = raw.readinto(view[got:])
+        if not more:
+            raise IntegrityError(f"{key} is shorter than its size says", key=key)
+        got += more
+    return buffer
+
+
+def _read_exact(raw: RawIOBase, size: int, key: str) -> bytes:
     data = raw.read(size)
     if len(data) == size:
         return data

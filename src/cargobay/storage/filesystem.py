@@ -10,8 +10,8 @@ import contextlib
 import os
 import threading
 from collections.abc import AsyncIterable, AsyncIterator
+from io import RawIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 import anyio.to_thread
 
@@ -56,7 +56,7 @@ class FilesystemStore:
         async for chunk in chunks:
             yield chunk
 
-    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> BinaryIO:
+    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> RawIOBase:
         path = self._path(self._staging if staged else self._objects, key)
         try:
             f = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it

@@ -70,21 +70,26 @@ class ObjectCipher:
     def open(self, index: int, last: bool, parts: Sequence[bytes | memoryview]) -> list[Chunk]:
         """The plaintext of a sealed segment given as consecutive parts (the chunks it was read in);
         IntegrityError unless it is this object's segment ``index``. Nothing is returned before the
-        whole segment is authenticated.
+        whole segment is authenticated."""
+        return [self.open_in_place(index, last, bytearray(b"".join(parts)))]
 
-        Parts are joined (one memcpy) rather than fed to a streaming decryptor: one-shot
-        ``AESGCM.decrypt`` releases the GIL while it works, the streaming API holds it throughout.
+    def open_in_place(self, index: int, last: bool, sealed: bytearray) -> memoryview:
+        """Decrypt a sealed segment inside its own buffer and return the view of the plaintext.
+
+        One buffer per segment, read into and decrypted where it lies (AES-GCM allows it): one-shot
+        ``decrypt_into`` releases the GIL and costs a third of ``decrypt()`` here, and nothing is
+        copied. The buffer holds unauthenticated bytes only until the tag check fails, and then it
+        is dropped, never returned.
         """
-        aad = self._associated(index, last)
-        sealed = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+        view = memoryview(sealed)
         try:
-            if len(sealed) < OVERHEAD:
+            if len(view) < OVERHEAD:
                 raise InvalidTag
-            plain = bytearray(len(sealed) - OVERHEAD)
-            # decrypt_into a fresh buffer costs a third of decrypt() here; the buffer is handed on
-            # as a view, uncopied.
-            self._aead.decrypt_into(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad, plain)
-            return [memoryview(plain)]
+            plain = view[NONCE_SIZE : len(view) - TAG_SIZE]
+            self._aead.decrypt_into(
+                bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], self._associated(index, last), plain
+            )
+            return plain
         except InvalidTag:
             kind = "final segment" if last else f"segment {index}"
             raise IntegrityError(f"{kind} failed authentication") from None
