@@ -24,6 +24,7 @@ from tests.support.authz import (
     repository_scope,
     set_token_expiry,
 )
+from tests.support.images import sha256
 from tests.support.mgmt import Login, api, new_contract, push_image, unique
 from tests.support.server import Server
 
@@ -172,3 +173,28 @@ def test_a_jwt_stops_working_when_its_configured_ttl_ends(short_lived: Server) -
     refused = httpx.get(url, headers=_bearer(body["token"]))
     assert_denial_carries_no_content(refused, 401, "UNAUTHORIZED")
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+# -- upload sessions belong to pushing ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "PUT", "DELETE"])
+def test_every_upload_session_request_needs_push(place: Place, method: str) -> None:
+    """Reading a session's progress or cancelling it is part of a push: a pull-only or delete-only
+    token may do neither, and a push token may do all (distribution would ask pull, resp. delete)."""
+    pusher = place.token("pull", "push")
+    with httpx.Client(base_url=place.server.url, auth=pusher.auth) as http:
+        started = http.post(f"/v2/{place.registry}/team/app/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        session = started.headers["location"]
+        for actions in (("pull",), ("delete",)):
+            other = place.token(*actions)
+            refused = httpx.request(method, f"{place.server.url}{session}", auth=other.auth)
+            assert_denial_carries_no_content(refused, 403, "DENIED")
+            anonymous = httpx.request(method, f"{place.server.url}{session}")
+            assert (
+                f'scope="repository:{place.registry}/team/app:pull,push"'
+                in (anonymous.headers["www-authenticate"])
+            )
+        allowed = http.request(method, session, params={"digest": sha256(b"")} if method == "PUT" else {})
+        assert allowed.status_code == {"GET": 204, "PATCH": 202, "PUT": 201, "DELETE": 204}[method]

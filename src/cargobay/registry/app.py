@@ -38,6 +38,9 @@ log = get_logger("cargobay.registry")
 
 # The actions each method needs; POST/PATCH/PUT of content need push (and pull, as clients check first).
 _NEEDED = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT": "push", "DELETE": "delete"}
+# An upload session is part of a push whatever the method: reading its progress or cancelling it is
+# not pulling or deleting content (Quay asks the same; distribution goes by the method alone).
+_NEEDED_BY_ENDPOINT = {Endpoint.UPLOAD: "push"}
 
 
 class RegistryApp:
@@ -110,7 +113,7 @@ class RegistryApp:
         if addr is None:
             raise RegistryError(OciCode.NAME_INVALID, "invalid repository name", {"name": route.name[:300]})
         check_repository_name(addr.repository)
-        needed = _NEEDED[method]
+        needed = _NEEDED_BY_ENDPOINT.get(route.endpoint) or _NEEDED[method]
         scope_actions = "pull,push" if needed == "push" else needed
         access = await self.access.check(
             request,
