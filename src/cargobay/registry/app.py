@@ -14,6 +14,7 @@ from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
 from cargobay.auth.policy import catalog_filter
 from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
 from cargobay.db.models import Token
+from cargobay.domain.allowlist import is_allowed
 from cargobay.domain.digests import is_digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import check_repository_name
@@ -147,7 +148,10 @@ class RegistryApp:
         n = parse_page_size(params.get("n"))
         last = params.get("last")
         sources = await self._catalog_sources(
-            access.principal, access.registry.id if access.registry else None, host_registry is None
+            access.principal,
+            access.registry.id if access.registry else None,
+            host_registry is None,
+            self.access.client_ip(request),
         )
         if n == 0:
             return json_response({"repositories": []})
@@ -156,18 +160,23 @@ class RegistryApp:
         return json_response({"repositories": names}, headers=headers)
 
     async def _catalog_sources(
-        self, principal: Principal, registry_id: str | None, path_style: bool
+        self, principal: Principal, registry_id: str | None, path_style: bool, client_ip: str | None
     ) -> list[CatalogSource]:
+        """The registries the principal may list; one whose allowlist excludes the caller is left out
+        (the path-style catalog spans registries, so no single allowlist was checked before)."""
+
         def work(session: Session) -> list[CatalogSource]:
             from sqlalchemy import select
 
             from cargobay.db.models import Registry
 
-            query = select(Registry.id, Registry.name, Registry.contract_number)
+            query = select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist)
             if registry_id is not None:
                 query = query.where(Registry.id == registry_id)
             sources: list[CatalogSource] = []
-            for rid, name, contract in session.execute(query):
+            for rid, name, contract, allowlist in session.execute(query):
+                if not is_allowed(allowlist or (), client_ip):
+                    continue
                 visible = _visibility(session, principal, rid, contract)
                 if visible is not None:
                     sources.append(CatalogSource(rid, f"{name}/" if path_style else "", visible))
