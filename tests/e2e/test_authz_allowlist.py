@@ -163,3 +163,28 @@ def test_path_style_catalog_lists_a_registry_once_the_proxy_vouches_for_the_clie
     assert {f"{tenant.open}/team/app", f"{tenant.closed}/team/app"} <= set(listed.json()["repositories"])
     listed = httpx.get(url, auth=tenant.owner.auth)
     assert f"{tenant.closed}/team/app" not in listed.json()["repositories"]
+
+
+def test_a_token_cannot_log_in_from_outside_its_registrys_allowlist(tenant: Tenant) -> None:
+    """GET /v2/ and a scope-less /auth/token name no registry, but a token belongs to one."""
+    token = tenant.closed_token.auth
+    assert_denial_carries_no_content(httpx.get(f"{tenant.server.url}/v2/", auth=token), 403, "DENIED")
+    assert_denial_carries_no_content(_token(tenant, token, scope=None), 403, "DENIED")
+    catalog = httpx.get(f"{tenant.server.url}/v2/_catalog", auth=token)
+    assert_denial_carries_no_content(catalog, 403, "DENIED")
+    # A user's login spans the contract's registries: it stands, and shows only what is reachable.
+    assert httpx.get(f"{tenant.server.url}/v2/", auth=tenant.owner.auth).status_code == 200
+    assert _token(tenant, tenant.owner.auth, scope=None).status_code == 200
+
+
+def test_a_login_to_a_registry_named_by_host_is_refused_from_outside(behind_proxy: Tenant) -> None:
+    tenant = behind_proxy
+    host = f"{tenant.closed}.{DOMAIN}:{tenant.server.port}"
+    for auth in (tenant.owner.auth, tenant.closed_token.auth, None):
+        r = httpx.get(f"{tenant.server.url}/v2/", auth=auth, headers={"Host": host})
+        assert_denial_carries_no_content(r, 403, "DENIED")
+    for auth in (tenant.owner.auth, tenant.closed_token.auth):
+        r = httpx.get(f"{tenant.server.url}/auth/token", params={"service": host}, auth=auth)
+        assert_denial_carries_no_content(r, 403, "DENIED")
+    inside = {"Host": host, "X-Forwarded-For": "203.0.113.7"}
+    assert httpx.get(f"{tenant.server.url}/v2/", auth=tenant.owner.auth, headers=inside).status_code == 200

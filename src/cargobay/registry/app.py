@@ -105,6 +105,12 @@ class RegistryApp:
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)
         if route.endpoint is Endpoint.BASE:
+            # A login checks the credentials alone, but a registry named by Host still keeps out
+            # callers from outside its allowlist.
+            host_registry = self._host_registry(request)
+            addressed = await self.access.registry(host_registry) if host_registry else None
+            if addressed is not None:
+                self.access.check_address(request, addressed)
             await self.access.check(request, None, None, None, frozenset(), None, registry_required=False)
             return json_response({}, headers=API_VERSION_HEADER)
         if route.endpoint is Endpoint.CATALOG:
