@@ -59,8 +59,9 @@ def _tenant(server: Server) -> Tenant:
 
 
 @pytest.fixture(scope="module")
-def tenant(server: Server) -> Tenant:
-    """Two registries on the session server (no trusted proxies, no registry domain)."""
+def tenant(server: Server, registry: str) -> Tenant:
+    """Two registries on the session server (no trusted proxies, no registry domain), made after
+    the session's shared ``registry``: once a second contract exists the CLI needs --contract."""
     return _tenant(server)
 
 

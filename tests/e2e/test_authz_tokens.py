@@ -45,7 +45,9 @@ class Place:
 
 
 @pytest.fixture(scope="module")
-def place(server: Server) -> Place:
+def place(server: Server, registry: str) -> Place:
+    """A registry of a new contract on the session server (made after the session's shared
+    ``registry``: once a second contract exists, the CLI must be told which contract to use)."""
     owner = new_contract(server, "authz-tokens")
     name = unique("authz")
     with api(server, owner) as http:
