@@ -16,12 +16,12 @@ from starlette.requests import Request
 from cargobay.auth import credentials
 from cargobay.auth.jwt_tokens import TokenSigner
 from cargobay.auth.policy import Target, allowed_actions
-from cargobay.auth.principals import GrantPrincipal, Principal
+from cargobay.auth.principals import GrantPrincipal, Principal, TokenPrincipal
 from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.domain.errors import OciCode, RegistryError
-from cargobay.services.registries import RegistryInfo, lookup
+from cargobay.services.registries import RegistryInfo, lookup, lookup_by_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,11 @@ class AccessControl:
     async def registry(self, name: str) -> RegistryInfo | None:
         return await lookup(self.db, name)
 
+    def check_address(self, request: Request, registry: RegistryInfo) -> None:
+        """Refuse a caller whose address is outside the registry's ``apiSubnetAllowList``."""
+        if not is_allowed(registry.allowlist, self.client_ip(request)):
+            raise RegistryError(OciCode.DENIED, "access from this address is not allowed")
+
     async def check(
         self,
         request: Request,
@@ -90,8 +95,8 @@ class AccessControl:
         """
         if registry is None and registry_required:
             raise self.unauthorized(request, scope)
-        if registry is not None and not is_allowed(registry.allowlist, self.client_ip(request)):
-            raise RegistryError(OciCode.DENIED, "access from this address is not allowed")
+        if registry is not None:
+            self.check_address(request, registry)
         header = request.headers.get("authorization")
         principal: Principal | None = None
         bearer = credentials.parse_bearer(header)
@@ -107,6 +112,12 @@ class AccessControl:
         if principal is None:
             raise self.unauthorized(request, scope)
         if registry is None:
+            if isinstance(principal, TokenPrincipal):
+                # Nothing addressed (GET /v2/, the path-style catalog): a token is still held to
+                # the allowlist of the registry it belongs to.
+                own = await lookup_by_id(self.db, principal.registry_id)
+                if own is not None:
+                    self.check_address(request, own)
             return Access(principal, None, frozenset(), bearer is not None)
         target = Target(registry.id, registry.contract_number, repository, client_name)
         actions = allowed_actions(principal, target)

@@ -14,6 +14,7 @@ from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
 from cargobay.auth.policy import catalog_filter
 from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
 from cargobay.db.models import Token
+from cargobay.domain.allowlist import is_allowed
 from cargobay.domain.digests import is_digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import check_repository_name
@@ -38,6 +39,9 @@ log = get_logger("cargobay.registry")
 
 # The actions each method needs; POST/PATCH/PUT of content need push (and pull, as clients check first).
 _NEEDED = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT": "push", "DELETE": "delete"}
+# An upload session is part of a push whatever the method: reading its progress or cancelling it is
+# not pulling or deleting content (Quay asks the same; distribution goes by the method alone).
+_NEEDED_BY_ENDPOINT = {Endpoint.UPLOAD: "push"}
 
 
 class RegistryApp:
@@ -108,6 +112,12 @@ class RegistryApp:
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)
         if route.endpoint is Endpoint.BASE:
+            # A login checks the credentials alone, but a registry named by Host still keeps out
+            # callers from outside its allowlist.
+            host_registry = self._host_registry(request)
+            addressed = await self.access.registry(host_registry) if host_registry else None
+            if addressed is not None:
+                self.access.check_address(request, addressed)
             await self.access.check(request, None, None, None, frozenset(), None, registry_required=False)
             return json_response({}, headers=API_VERSION_HEADER)
         if route.endpoint is Endpoint.CATALOG:
@@ -117,7 +127,7 @@ class RegistryApp:
         if addr is None:
             raise RegistryError(OciCode.NAME_INVALID, "invalid repository name", {"name": route.name[:300]})
         check_repository_name(addr.repository)
-        needed = _NEEDED[method]
+        needed = _NEEDED_BY_ENDPOINT.get(route.endpoint) or _NEEDED[method]
         scope_actions = "pull,push" if needed == "push" else needed
         access = await self.access.check(
             request,
@@ -151,7 +161,10 @@ class RegistryApp:
         n = parse_page_size(params.get("n"))
         last = params.get("last")
         sources = await self._catalog_sources(
-            access.principal, access.registry.id if access.registry else None, host_registry is None
+            access.principal,
+            access.registry.id if access.registry else None,
+            host_registry is None,
+            self.access.client_ip(request),
         )
         if n == 0:
             return json_response({"repositories": []})
@@ -160,18 +173,23 @@ class RegistryApp:
         return json_response({"repositories": names}, headers=headers)
 
     async def _catalog_sources(
-        self, principal: Principal, registry_id: str | None, path_style: bool
+        self, principal: Principal, registry_id: str | None, path_style: bool, client_ip: str | None
     ) -> list[CatalogSource]:
+        """The registries the principal may list; one whose allowlist excludes the caller is left out
+        (the path-style catalog spans registries, so no single allowlist was checked before)."""
+
         def work(session: Session) -> list[CatalogSource]:
             from sqlalchemy import select
 
             from cargobay.db.models import Registry
 
-            query = select(Registry.id, Registry.name, Registry.contract_number)
+            query = select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist)
             if registry_id is not None:
                 query = query.where(Registry.id == registry_id)
             sources: list[CatalogSource] = []
-            for rid, name, contract in session.execute(query):
+            for rid, name, contract, allowlist in session.execute(query):
+                if not is_allowed(allowlist or (), client_ip):
+                    continue
                 visible = _visibility(session, principal, rid, contract)
                 if visible is not None:
                     sources.append(CatalogSource(rid, f"{name}/" if path_style else "", visible))

@@ -73,7 +73,10 @@ class TokenEndpoint:
         ip = client_address(peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxies)
         username, password = login
         registries: dict[str, RegistryInfo] = {}
-        for name in {w.registry for w in wanted if w.registry is not None}:
+        # The registry named by the service (host-style) is checked against its allowlist even when
+        # no scope is asked for (a login).
+        names = {w.registry for w in wanted if w.registry is not None}
+        for name in names | ({host_registry} if host_registry else set()):
             info = await lookup(self.db, name)
             if info is not None:
                 registries[name] = info
@@ -189,6 +192,10 @@ def _grant(
             registry_ids.add(registry.id)
     if identified is None:
         identified = _anywhere(session, username, password, is_user)
+    if isinstance(identified, TokenPrincipal):
+        own = session.get(Registry, identified.registry_id)
+        if own is not None and not is_allowed(own.allowlist or (), ip):
+            return None, [], [], True  # a token is held to its own registry's allowlist
     return identified, grants, sorted(registry_ids), False
 
 

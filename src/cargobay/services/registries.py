@@ -90,6 +90,18 @@ async def lookup(db: Database, name: str) -> RegistryInfo | None:
     row = await db.fetch_one(
         "SELECT id, name, contract_number, allowlist FROM registries WHERE name = ?", name
     )
+    return _info(row)
+
+
+async def lookup_by_id(db: Database, registry_id: str) -> RegistryInfo | None:
+    """The same view of a registry known by id (the registry a token belongs to)."""
+    row = await db.fetch_one(
+        "SELECT id, name, contract_number, allowlist FROM registries WHERE id = ?", registry_id
+    )
+    return _info(row)
+
+
+def _info(row: Any) -> RegistryInfo | None:
     if row is None:
         return None
     allowlist = row[3]
