@@ -6,9 +6,11 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,10 +108,25 @@ class Server:
             self.process.wait()
 
     def create_registry(self, name: str, contract: int | None = None) -> str:
-        """Create a registry (in ``contract``, required once several exist); returns its id."""
-        extra = ["--contract", str(contract)] if contract is not None else []
+        """Create a registry in ``contract`` (default: the owner's); returns its id."""
+        number = contract if contract is not None else self.owner_contract()
+        extra = ["--contract", str(number)] if number is not None else []
         out = self.cli("registry", "create", name, *extra).stdout
         return out.split("(", 1)[1].split(")", 1)[0]
+
+    def owner_contract(self) -> int | None:
+        """The bootstrap owner's contract; None before the first start or on another database
+        (the CLI then bootstraps, and picks the only contract)."""
+        path = self.data_dir / "cargobay.db"
+        if "CARGOBAY_DATABASE_URL" in self.extra_env or not path.exists():
+            return None
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT m.contract_number FROM memberships m JOIN users u ON u.id = m.user_id "
+                "WHERE u.email = ? ORDER BY m.contract_number LIMIT 1",
+                (self.admin_user.lower(),),
+            ).fetchone()
+        return int(row[0]) if row is not None else None
 
     def remove(self) -> None:
         self.stop()
