@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
     # The floor is 1 s (not a minute) so tests can watch an upload expire; deployments use hours.
     upload_expiry_seconds: int = Field(24 * 3600, ge=1, description="abandoned uploads expire after")
-    token_ttl_seconds: int = Field(300, ge=30, le=300, description="lifetime of /auth/token JWTs (<= 5 min)")
+    token_ttl_seconds: int = Field(300, ge=5, le=300, description="lifetime of /auth/token JWTs (5 s..5 min)")
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
     )

@@ -136,6 +136,12 @@ def test_a_ttl_longer_than_five_minutes_is_refused_by_the_configuration(ttl: int
     assert TokenSigner(b"k" * 32, ttl_seconds=ttl).ttl == 300  # and the signer caps it regardless
 
 
+@pytest.mark.parametrize("ttl", [0, 4, -1])
+def test_a_ttl_under_five_seconds_is_refused_by_the_configuration(ttl: int) -> None:
+    with pytest.raises(ValueError, match="greater than or equal to 5"):
+        Settings(token_ttl_seconds=ttl)
+
+
 def test_an_expired_jwt_is_refused(place: Place) -> None:
     """A JWT signed with the server's own key, granting pull, but past its expiry."""
     signer = TokenSigner((place.server.data_dir / "jwt.key").read_bytes(), ttl_seconds=-10)
@@ -152,7 +158,7 @@ def test_an_expired_jwt_is_refused(place: Place) -> None:
 @pytest.fixture(scope="module")
 def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("short-lived-jwts")
-    server = Server(data_dir=base / "data", extra_env={"CARGOBAY_TOKEN_TTL_SECONDS": "30"})
+    server = Server(data_dir=base / "data", extra_env={"CARGOBAY_TOKEN_TTL_SECONDS": "5"})
     server.data_dir.mkdir()
     server.start()
     yield server
@@ -166,7 +172,7 @@ def test_a_jwt_stops_working_when_its_configured_ttl_ends(short_lived: Server) -
     push_image(server, server.auth, "ttl", "team/app", "v1")
     params = {"service": server.host, "scope": "repository:ttl/team/app:pull"}
     body = httpx.get(f"{server.url}/auth/token", params=params, auth=server.auth).json()
-    assert body["expires_in"] == 30
+    assert body["expires_in"] == 5
     url = f"{server.url}/v2/ttl/team/app/tags/list"
     assert httpx.get(url, headers=_bearer(body["token"])).status_code == 200
     claims = jwt.decode(body["token"], options={"verify_signature": False})
