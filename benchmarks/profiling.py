@@ -3,7 +3,7 @@
     .venv/bin/pip install py-spy
     .venv/bin/python -m benchmarks.profiling get  [--seconds 15] [--workers 1]
     .venv/bin/python -m benchmarks.profiling push [--size 1GiB] [--mode stream|put|post]
-    .venv/bin/python -m benchmarks.profiling pull [--size 1GiB]
+    .venv/bin/python -m benchmarks.profiling pull [--size 1GiB] [--encryption]
     .venv/bin/python -m benchmarks.profiling layers [--layers 200]   (image pushed again and again)
 
 Starts Cargobay fresh, drives the load with the benchmark's own client (wrk for GET), records
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=parse_size, default=1024**3)
     p.add_argument("--mode", choices=["stream", "put", "post"], default="stream")
     p.add_argument("--layers", type=int, default=200)
+    p.add_argument("--encryption", action="store_true", help="run the server with encryption at rest on")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument(
         "--all-threads",
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     client = blobclient.BlobClient(blobclient.build())
     args.out.mkdir(parents=True, exist_ok=True)
     raw_path = args.out / f"profile-{args.load}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
-    server = CargobayServer(work / "server", workers=args.workers)
+    server = CargobayServer(work / "server", workers=args.workers, encryption=args.encryption)
     try:
         with server:
             repo = f"{REGISTRY}/profile"

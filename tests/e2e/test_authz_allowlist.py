@@ -14,6 +14,7 @@ from tests.support.authz import (
     assert_denial_carries_no_content,
     make_registry,
     make_token,
+    parse_challenge,
     registry_scope,
     repository_scope,
 )
@@ -176,6 +177,39 @@ def test_a_token_cannot_log_in_from_outside_its_registrys_allowlist(tenant: Tena
     # A user's login spans the contract's registries: it stands, and shows only what is reachable.
     assert httpx.get(f"{tenant.server.url}/v2/", auth=tenant.owner.auth).status_code == 200
     assert _token(tenant, tenant.owner.auth, scope=None).status_code == 200
+
+
+def test_a_registrys_own_host_takes_only_its_own_credentials(behind_proxy: Tenant) -> None:
+    """``docker login open.registry.test`` with another registry's token fails at once (it would
+    otherwise 'succeed' and every push then be refused); a host naming no registry takes nothing."""
+    tenant = behind_proxy
+    port = tenant.server.port
+    inside = {"X-Forwarded-For": "203.0.113.7"}  # the closed registry's token stays inside its list
+    for host, auth in (
+        (f"{tenant.open}.{DOMAIN}:{port}", tenant.closed_token.auth),
+        (f"nosuch-registry.{DOMAIN}:{port}", tenant.owner.auth),
+    ):
+        login = httpx.get(f"{tenant.server.url}/v2/", auth=auth, headers={"Host": host, **inside})
+        assert_denial_carries_no_content(login, 401, "UNAUTHORIZED")
+        assert parse_challenge(login.headers["www-authenticate"])["service"] == host
+        issued = httpx.get(
+            f"{tenant.server.url}/auth/token", params={"service": host}, auth=auth, headers=inside
+        )
+        assert_denial_carries_no_content(issued, 401, "UNAUTHORIZED")
+    # Each registry's own credentials, and the contract's users, log in where they belong.
+    for host, auth in (
+        (f"{tenant.open}.{DOMAIN}:{port}", tenant.owner.auth),
+        (f"{tenant.closed}.{DOMAIN}:{port}", tenant.closed_token.auth),
+        (f"{tenant.closed}.{DOMAIN}:{port}", tenant.owner.auth),
+    ):
+        login = httpx.get(f"{tenant.server.url}/v2/", auth=auth, headers={"Host": host, **inside})
+        assert login.status_code == 200, (host, login.text)
+        issued = httpx.get(
+            f"{tenant.server.url}/auth/token", params={"service": host}, auth=auth, headers=inside
+        )
+        assert issued.status_code == 200, (host, issued.text)
+        bearer = {"Authorization": f"Bearer {issued.json()['token']}", "Host": host, **inside}
+        assert httpx.get(f"{tenant.server.url}/v2/", headers=bearer).status_code == 200
 
 
 def test_a_login_to_a_registry_named_by_host_is_refused_from_outside(behind_proxy: Tenant) -> None:

@@ -718,6 +718,8 @@ class Cell:
             return Outcome.ADDRESS  # checked before credentials: wrong ones learn nothing either
         if who.state is State.INVALID:
             return Outcome.UNAUTHENTICATED
+        if who.state is State.ELSEWHERE and op.host_style:
+            return Outcome.UNAUTHENTICATED  # a registry's own host takes only its own credentials
         if op.needs == "login":
             return Outcome.ALLOWED
         if who.state is State.ELSEWHERE:

@@ -112,13 +112,13 @@ class RegistryApp:
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)
         if route.endpoint is Endpoint.BASE:
-            # A login checks the credentials alone, but a registry named by Host still keeps out
-            # callers from outside its allowlist.
+            # A login checks the credentials alone; at a registry's own host (host-style) they must
+            # be good for that registry, and its allowlist applies.
             host_registry = self._host_registry(request)
             addressed = await self.access.registry(host_registry) if host_registry else None
-            if addressed is not None:
-                self.access.check_address(request, addressed)
-            await self.access.check(request, None, None, None, frozenset(), None, registry_required=False)
+            await self.access.check(
+                request, addressed, None, None, frozenset(), None, registry_required=host_registry is not None
+            )
             return json_response({}, headers=API_VERSION_HEADER)
         if route.endpoint is Endpoint.CATALOG:
             return await self._catalog(request)
