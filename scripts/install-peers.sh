@@ -15,7 +15,7 @@
 # both work.  Build logs go to $CACHE/logs/; a failure prints the tail of the relevant log.
 #
 # Cache layout (CARGOBAY_CACHE_DIR, default <repo>/.cache — keep it out of git):
-#   bin/        crane oras regctl registry-v3 conformance conformance.test
+#   bin/        crane oras regctl registry-v3 conformance
 #   stamps/     <tool>.pin — the pin each binary was built from; a changed pin rebuilds it
 #   go/mod      GOMODCACHE   go/build  GOCACHE   (nothing is written to ~/go or ~/.cache)
 #   src/        writable copy of the conformance suite module, where it is built
@@ -97,7 +97,6 @@ print_env() {
     CARGOBAY_REGISTRY_V3 "$BIN/registry-v3" \
     CARGOBAY_REGISTRY_V2 "$(command -v docker-registry || echo /usr/bin/docker-registry)" \
     CARGOBAY_CONFORMANCE "$BIN/conformance" \
-    CARGOBAY_CONFORMANCE_TEST "$BIN/conformance.test" \
     CARGOBAY_SKOPEO "$(command -v skopeo || echo /usr/bin/skopeo)" \
     CARGOBAY_UMOCI "$(command -v umoci || echo /usr/bin/umoci)" \
     CARGOBAY_PG_BINDIR "$pgbin" \
@@ -212,9 +211,9 @@ install_go_tool() {
 }
 
 install_conformance() {
-  local pin="$CONFORMANCE_MOD@$CONFORMANCE_VER build+test" stamp=$STAMPS/conformance.pin
-  local bin=$BIN/conformance tbin=$BIN/conformance.test
-  up_to_date "$bin" "$tbin" "$stamp" "$pin" && return 0
+  local pin="$CONFORMANCE_MOD@$CONFORMANCE_VER build" stamp=$STAMPS/conformance.pin
+  local bin=$BIN/conformance
+  up_to_date "$bin" "$stamp" "$pin" && return 0
   if [[ $MODE == check ]]; then echo "missing or stale: conformance ($CONFORMANCE_MOD@$CONFORMANCE_VER)"; return 1; fi
   local clog=$LOGS/conformance.log dir src=$CACHE/src/conformance@$CONFORMANCE_VER
   log "building OCI conformance suite $CONFORMANCE_VER"
@@ -225,22 +224,19 @@ install_conformance() {
   rm -rf "$src"; mkdir -p "$(dirname "$src")"
   cp -R "$dir" "$src"; chmod -R u+w "$src"
   # The module cache copy is read-only and a dependency, not a main module: build a copy.
-  # The suite is a main package since 2025 (`go build`); `go test -c` still gives the
-  # legacy TestLegacy wrapper (same run, plus a deprecation warning). Build both.
+  # The suite is a main package since 2025 (`go build`).
   local commit=${CONFORMANCE_VER##*-}
   if ! ( cd "$src" \
          && GOFLAGS="$GOFLAGS -mod=mod" go mod download \
          && GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-X main.Version=$commit" -o "$bin.tmp" . \
-         && GOFLAGS="$GOFLAGS -mod=mod" go test -c -trimpath -ldflags "-X main.Version=$commit" -o "$tbin.tmp" . \
        ) >>"$clog" 2>&1; then
-    rm -f "$bin.tmp" "$tbin.tmp"; show_log "$clog"; die "building the conformance suite failed"
+    rm -f "$bin.tmp"; show_log "$clog"; die "building the conformance suite failed"
   fi
-  # Smoke-check the test binary lists its test, and the main binary is the suite.
-  if ! "$tbin.tmp" -test.list . 2>>"$clog" | grep -qx TestLegacy \
-     || ! go version -m "$bin.tmp" 2>>"$clog" | grep -q "$CONFORMANCE_MOD"; then
-    rm -f "$bin.tmp" "$tbin.tmp"; show_log "$clog"; die "conformance binaries do not look right"
+  # Smoke-check that the binary is the suite.
+  if ! go version -m "$bin.tmp" 2>>"$clog" | grep -q "$CONFORMANCE_MOD"; then
+    rm -f "$bin.tmp"; show_log "$clog"; die "the conformance binary does not look right"
   fi
-  mv -f "$bin.tmp" "$bin"; mv -f "$tbin.tmp" "$tbin"
+  mv -f "$bin.tmp" "$bin"
   printf '%s\nsource %s\n' "$pin" "$src" >"$stamp"
 }
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ import pytest
 
 from cargobay.db.engine import Database
 from cargobay.db.migrate import upgrade
+from tests.support.peers import in_ci
 from tests.support.postgres import DatabaseClones, PostgresServer, find_binaries, to_sqlalchemy
 from tests.support.server import Server
 from tests.support.v2 import V2
@@ -22,11 +22,8 @@ _names = itertools.count(1)
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One live server for the session; tests use their own registries or repositories."""
     base = tmp_path_factory.mktemp("server")
-    srv = Server(data_dir=base / "data")
-    srv.data_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
+    with Server(data_dir=base / "data") as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")
@@ -58,23 +55,14 @@ def pg_server() -> Iterator[PostgresServer]:
     bindir = find_binaries()
     if bindir is None:
         reason = "PostgreSQL server binaries not found (scripts/install-peers.sh installs them)"
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(reason + ": CI must run the PostgreSQL tests")
         pytest.skip(reason)
     server = PostgresServer(bindir)
     try:
-        server.start()
-    except Exception:
+        yield server.start()
+    finally:
         server.stop()
-        raise
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def pg_url(pg_server: PostgresServer) -> str:
-    """``postgresql://`` URL of an empty database created for the session."""
-    return pg_server.url(pg_server.create_database("session"))
 
 
 @pytest.fixture(scope="session")

@@ -261,12 +261,7 @@ def rotate_master(
     from cargobay.db.engine import Database
     from cargobay.faults import crash_point
     from cargobay.services.keys import master_key_ids_in_use, rotate_master_key
-    from cargobay.storage.keys import (
-        MasterKeyFile,
-        MasterKeyUnavailable,
-        generate_key,
-        write_key_file,
-    )
+    from cargobay.storage.keys import MasterKeyFile, MasterKeyUnavailable
 
     settings = _settings(data_dir)
     if not settings.encryption:
@@ -275,10 +270,10 @@ def rotate_master(
     keyring = runtime.master_keys
     assert keyring is not None
     db: Database = runtime.db
-    if not new_key_file.exists():
-        write_key_file(new_key_file, [generate_key()], exclusive=True)
+    existed = new_key_file.exists()
+    new_keys = MasterKeyFile.create(new_key_file)
+    if not existed:
         typer.echo(f"generated a new master key in {new_key_file}")
-    new_keys = MasterKeyFile(new_key_file)
     if len(new_keys.key_ids) != 1:
         _fail(f"{new_key_file} must hold exactly one key")
     new_id = new_keys.active_key_id

@@ -21,7 +21,7 @@ from typing import Any
 
 from cargobay.config import Settings
 from cargobay.jobs import queue
-from cargobay.jobs.queue import Backoff, ClaimedJob, JobQueue, PermanentJobError
+from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
 from cargobay.jobs.scheduler import Periodic, Scheduler
 from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
@@ -58,8 +58,10 @@ def build_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> Job
 
     async def expire_tokens(job: ClaimedJob) -> dict[str, Any]:
         """Registry tokens past their expiry (already refused at once) and dead management JWTs."""
-        deleted = await db.write(delete_expired_tokens)
-        return {"deleted": deleted, "api_tokens_deleted": await db.write(delete_expired_api_tokens)}
+        deleted, api_deleted = await db.write(
+            lambda s: (delete_expired_tokens(s), delete_expired_api_tokens(s))
+        )
+        return {"deleted": deleted, "api_tokens_deleted": api_deleted}
 
     async def prune_jobs(job: ClaimedJob) -> dict[str, Any]:
         return {"deleted": await db.write(queue.prune)}
@@ -225,18 +227,16 @@ class JobRunner:
         return result
 
 
-async def run_jobs(
-    runtime: Runtime, jobs: JobSet, stop: asyncio.Event, *, grace: float | None = None
-) -> None:
+async def run_jobs(runtime: Runtime, jobs: JobSet, stop: asyncio.Event) -> None:
     """The scheduler and a job runner, until ``stop`` is set."""
     settings = runtime.settings
     runner = JobRunner(
-        JobQueue(runtime.db, Backoff()),
+        JobQueue(runtime.db),
         jobs.handlers,
         lease=settings.job_lease_seconds,
         poll_interval=settings.job_poll_seconds,
         concurrency=settings.job_concurrency,
-        grace=settings.job_grace_seconds if grace is None else grace,
+        grace=settings.job_grace_seconds,
     )
     scheduler = Scheduler(runtime.db, jobs.periodic)
     await asyncio.gather(runner.run(stop), scheduler.run(stop))

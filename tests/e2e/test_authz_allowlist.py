@@ -60,9 +60,8 @@ def _tenant(server: Server) -> Tenant:
 
 
 @pytest.fixture(scope="module")
-def tenant(server: Server, registry: str) -> Tenant:
-    """Two registries on the session server (no trusted proxies, no registry domain), made after
-    the session's shared ``registry``: once a second contract exists the CLI needs --contract."""
+def tenant(server: Server) -> Tenant:
+    """Two registries on the session server (no trusted proxies, no registry domain)."""
     return _tenant(server)
 
 
@@ -70,14 +69,11 @@ def tenant(server: Server, registry: str) -> Tenant:
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server behind a 'proxy' on 127.0.0.1 (every test request), with host-style names."""
     base = tmp_path_factory.mktemp("proxied")
-    server = Server(
+    with Server(
         data_dir=base / "data",
         extra_env={"CARGOBAY_TRUSTED_PROXIES": '["127.0.0.1/32"]', "CARGOBAY_REGISTRY_DOMAIN": DOMAIN},
-    )
-    server.data_dir.mkdir()
-    server.start()
-    yield server
-    server.stop()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

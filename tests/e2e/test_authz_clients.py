@@ -41,9 +41,8 @@ class Scoped:
 
 
 @pytest.fixture(scope="module")
-def scoped(server: Server, registry: str) -> Scoped:
-    """A registry of its own contract (made after the session's ``registry``: with a second
-    contract the CLI needs --contract) holding team/app and other/app, and two tokens scoped to
+def scoped(server: Server) -> Scoped:
+    """A registry of its own contract holding team/app and other/app, and two tokens scoped to
     ``team/*``."""
     owner = new_contract(server, "authz-clients")
     name = unique("clients")

@@ -274,16 +274,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # No background jobs: the tokens.expire job would delete the expired token's row, and the
     # expired cells would then test a deleted token instead of the expiry check on every request.
     env = {"CARGOBAY_REGISTRY_DOMAIN": DOMAIN, "CARGOBAY_IN_PROCESS_JOBS": "false"}
-    server = Server(data_dir=base / "data", extra_env=env)
-    server.data_dir.mkdir()
-    server.start()
     closers: list[Callable[[], None]] = []
-    try:
-        yield _make_world(server, closers)
-    finally:
-        for close in reversed(closers):
-            close()
-        server.stop()
+    with Server(data_dir=base / "data", extra_env=env) as server:
+        try:
+            yield _make_world(server, closers)
+        finally:
+            for close in reversed(closers):
+                close()
 
 
 # -- operations -------------------------------------------------------------------------------------

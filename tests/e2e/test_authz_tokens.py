@@ -45,9 +45,8 @@ class Place:
 
 
 @pytest.fixture(scope="module")
-def place(server: Server, registry: str) -> Place:
-    """A registry of a new contract on the session server (made after the session's shared
-    ``registry``: once a second contract exists, the CLI must be told which contract to use)."""
+def place(server: Server) -> Place:
+    """A registry of a new contract on the session server."""
     owner = new_contract(server, "authz-tokens")
     name = unique("authz")
     with api(server, owner) as http:
@@ -158,11 +157,8 @@ def test_an_expired_jwt_is_refused(place: Place) -> None:
 @pytest.fixture(scope="module")
 def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("short-lived-jwts")
-    server = Server(data_dir=base / "data", extra_env={"CARGOBAY_TOKEN_TTL_SECONDS": "5"})
-    server.data_dir.mkdir()
-    server.start()
-    yield server
-    server.stop()
+    with Server(data_dir=base / "data", extra_env={"CARGOBAY_TOKEN_TTL_SECONDS": "5"}) as server:
+        yield server
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,25 +11,15 @@ from sqlalchemy import create_engine, select
 
 from cargobay.db.models import Job, Upload
 from tests.support.postgres import PostgresServer, to_sqlalchemy
-from tests.support.push import digest_of, push_blob, push_image
-from tests.support.server import Server
+from tests.support.registry_client import RegistryClient, digest_of
+from tests.support.server import Server, wait_for
 
 
 @pytest.fixture
 def expiring_server(tmp_path: Path) -> Iterator[Server]:
     """A server whose uploads expire after one second (the upload-expiry job runs every second)."""
-    server = Server(data_dir=tmp_path / "data", extra_env={"CARGOBAY_UPLOAD_EXPIRY_SECONDS": "1"})
-    server.data_dir.mkdir()
-    server.start()
-    yield server
-    server.stop()
-
-
-def _wait_for(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
+    with Server(data_dir=tmp_path / "data", extra_env={"CARGOBAY_UPLOAD_EXPIRY_SECONDS": "1"}) as server:
+        yield server
 
 
 @pytest.mark.slow
@@ -58,7 +47,7 @@ def test_abandoned_upload_is_expired_by_the_in_process_job(expiring_server: Serv
                 with engine.connect() as connection:
                     return connection.execute(select(Upload.id).where(Upload.id == upload_id)).first() is None
 
-            _wait_for(lambda: not staged[0].exists() and row_gone())
+            wait_for(lambda: not staged[0].exists() and row_gone())
             with engine.connect() as connection:
                 expiries = connection.execute(
                     select(Job.result).where(Job.kind == "uploads.expire", Job.status == "succeeded")
@@ -81,24 +70,22 @@ def test_serve_on_postgresql_pushes_and_pulls(pg_server: PostgresServer, tmp_pat
     server.start(timeout=60)
     try:
         server.create_registry("pgreg")
-        with httpx.Client(base_url=server.url, auth=server.auth, timeout=30) as client:
-            layer = b"layer on postgres" * 1000
-            manifest_digest, manifest = push_image(client, "pgreg/team/app", "v1", layer)
-            pulled = client.get(
-                "/v2/pgreg/team/app/manifests/v1",
-                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-            )
-            assert pulled.status_code == 200 and pulled.content == manifest
-            assert pulled.headers["Docker-Content-Digest"] == manifest_digest
-            blob = client.get(f"/v2/pgreg/team/app/blobs/{digest_of(layer)}")
-            assert blob.status_code == 200 and blob.content == layer
-            assert push_blob(client, "pgreg/team/app", layer) == digest_of(layer)  # idempotent re-push
-            tags = client.get("/v2/pgreg/team/app/tags/list")
-            assert tags.json()["tags"] == ["v1"]
+        client = RegistryClient(server.url, server.auth)
+        layer = b"layer on postgres" * 1000
+        manifest_digest = client.push_image("pgreg/team/app", "v1", [layer], {})["manifest"]
+        pulled = client.get_manifest("pgreg/team/app", "v1")
+        assert pulled.status_code == 200 and digest_of(pulled.content) == manifest_digest
+        assert pulled.headers["Docker-Content-Digest"] == manifest_digest
+        blob = client.get_blob("pgreg/team/app", digest_of(layer))
+        assert blob.status_code == 200 and blob.content == layer
+        assert client.push_blob("pgreg/team/app", layer) == digest_of(layer)  # idempotent re-push
+        with client.client() as http:
+            tags = http.get("/v2/pgreg/team/app/tags/list")
+        assert tags.json()["tags"] == ["v1"]
         engine = create_engine(to_sqlalchemy(url))
         try:
             with engine.connect() as connection:
-                _wait_for(
+                wait_for(
                     lambda: (
                         connection.execute(select(Job.id).where(Job.status == "succeeded")).first()
                         is not None

@@ -27,9 +27,7 @@ LINK = re.compile(r'^<(?P<path>/v2/_catalog\?[^>]+)>; rel="next"$')
 def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base: Path = tmp_path_factory.mktemp("tenants")
     server = Server(data_dir=base / "data")
-    server.data_dir.mkdir()
-    server.start()
-    try:
+    with server:
         server.create_registry("alpha")
         server.create_registry("beta")
         out = server.cli(
@@ -55,8 +53,6 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             for name in SECOND:
                 other.push_blob(name, name.encode())
         yield server
-    finally:
-        server.stop()
 
 
 def _catalog(server: Server, auth: tuple[str, str], **params: str) -> httpx.Response:

@@ -22,13 +22,10 @@ HEADER = 12
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of its own (encryption on, the default), so every file under its data dir is ours."""
-    srv = Server(data_dir=tmp_path_factory.mktemp("vault") / "data")
-    srv.data_dir.mkdir()
-    srv.start()
-    srv.create_registry("tamper")
-    srv.create_registry("tamper-other")
-    yield srv
-    srv.stop()
+    with Server(data_dir=tmp_path_factory.mktemp("vault") / "data") as srv:
+        srv.create_registry("tamper")
+        srv.create_registry("tamper-other")
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -238,42 +235,32 @@ def test_a_plaintext_file_planted_for_a_sealed_blob_is_refused(vault: Server, cl
 # -- switching encryption on and off ------------------------------------------------------------
 def test_data_written_without_encryption_stays_readable_and_migrate_seals_it(tmp_path: Path) -> None:
     srv = Server(data_dir=tmp_path / "data", extra_env={"CARGOBAY_ENCRYPTION": "false"})
-    srv.data_dir.mkdir()
     marker = f"CARGOBAY-MARKER-{uuid.uuid4().hex}".encode()
     layer = marker * 50_000
-    srv.start()
-    try:
+    with srv:
         srv.create_registry("legacy")
         client = RegistryClient(srv.url, srv.auth)
         digests = client.push_image("legacy/app", "v1", [layer], {"note": marker.decode()})
-    finally:
-        srv.stop()
     assert files_holding(srv.data_dir, marker), "with encryption off, content is stored as it is"
 
     srv.extra_env = {}
-    srv.start()
-    try:
+    with srv:
         assert client.get_blob("legacy/app", digests["layer0"]).content == layer
         assert marker in client.get_manifest("legacy/app", "v1").content
         new_digest = client.push_blob("legacy/app", marker + b"new")  # new data is sealed at once
         assert client.get_blob("legacy/app", new_digest).content == marker + b"new"
-    finally:
-        srv.stop()
 
     out = srv.cli("migrate").stdout
     assert "2 blobs" in out and "1 manifests" in out, out
     assert files_holding(srv.data_dir, marker) == []
 
-    srv.start()
-    try:
+    with srv:
         assert client.get_blob("legacy/app", digests["layer0"]).content == layer
         assert marker in client.get_manifest("legacy/app", "v1").content
         path = sealed_path(srv, "legacy", digests["layer0"])
         path.unlink()
         path.with_name(path.name.removesuffix(".cbe")).write_bytes(layer)
         assert client.get_blob("legacy/app", digests["layer0"]).status_code == 500  # no more plaintext
-    finally:
-        srv.stop()
 
     srv.extra_env = {"CARGOBAY_ENCRYPTION": "false"}
     refused = srv.cli("migrate", check=False)

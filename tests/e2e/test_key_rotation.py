@@ -29,18 +29,13 @@ class Image:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Server, list[Image]]:
     """A data dir whose registries each hold an image, built once; tests work on copies."""
-    srv = Server(data_dir=tmp_path_factory.mktemp("template") / "data")
-    srv.data_dir.mkdir()
-    srv.start()
     images = []
-    try:
+    with Server(data_dir=tmp_path_factory.mktemp("template") / "data") as srv:
         client = RegistryClient(srv.url, srv.auth)
         for name in REGISTRIES:
             srv.create_registry(name)
             layer = os.urandom(1024 * 1024 + 4321)
             images.append(Image(name, layer, client.push_image(f"{name}/app", "v1", [layer], {"r": name})))
-    finally:
-        srv.stop()
     return srv, images
 
 
@@ -73,15 +68,12 @@ def rotate(server: Server, new_key: Path, crash_at: str | None = None) -> subpro
 
 
 def assert_everything_pulls(server: Server, images: list[Image]) -> None:
-    server.start()
-    try:
+    with server:
         client = RegistryClient(server.url, server.auth)
         for image in images:
             assert client.get_blob(f"{image.registry}/app", image.digests["layer0"]).content == image.layer
             manifest = client.get_manifest(f"{image.registry}/app", "v1")
             assert manifest.status_code == 200 and image.registry.encode() in manifest.content
-    finally:
-        server.stop()
 
 
 def test_rotation_rewraps_every_data_key_without_rewriting_blobs(
@@ -146,8 +138,7 @@ def test_a_running_server_keeps_serving_through_a_rotation(
     stopped: tuple[Server, list[Image]], tmp_path: Path
 ) -> None:
     server, images = stopped
-    server.start()
-    try:
+    with server:
         client = RegistryClient(server.url, server.auth)
         first, *rest = images
         assert client.get_blob(f"{first.registry}/app", first.digests["layer0"]).content == first.layer
@@ -160,8 +151,6 @@ def test_a_running_server_keeps_serving_through_a_rotation(
         digests = client.push_image("rot-new/app", "v1", [layer], {})
         assert client.get_blob("rot-new/app", digests["layer0"]).content == layer
         assert wrapping_keys(server)["rot-new"] == new_id
-    finally:
-        server.stop()
     assert_everything_pulls(server, rest)
 
 

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cargobay.db.engine import Database
-from cargobay.db.models import Token
+from tests.support.authz import set_token_expiry
 from tests.support.mgmt import Login, add_user, api, bearer_token, new_contract, push_image, unique
 from tests.support.server import Server
 
@@ -110,7 +109,7 @@ def test_token_patch_absent_keeps_and_null_expiry_clears(http: httpx.Client) -> 
 def test_terraform_may_resend_an_expiry_that_is_now_close(http: httpx.Client, server: Server) -> None:
     registry = make_registry(http)
     token = make_token(http, registry["id"], expiryDate=(datetime.now(UTC) + timedelta(days=1)).isoformat())
-    _set_expiry(server, token["id"], datetime.now(UTC) + timedelta(minutes=30))
+    set_token_expiry(server, token["id"], datetime.now(UTC) + timedelta(minutes=30))
     stored = http.get(f"/registries/{registry['id']}/tokens/{token['id']}").json()["properties"]["expiryDate"]
     url = f"/registries/{registry['id']}/tokens/{token['id']}"
     assert http.patch(url, json={"expiryDate": stored, "status": "disabled"}).status_code == 200
@@ -518,7 +517,7 @@ def test_tokens_work_on_the_registry_api_and_stop_when_disabled_or_expired(
     assert _v2_status(server, creds, f"{name}/team/app/tags/list") == 401
     http.patch(url, json={"status": "enabled"})
     assert _v2_status(server, creds, f"{name}/team/app/tags/list") == 200
-    _set_expiry(server, token["id"], datetime.now(UTC) - timedelta(seconds=1))
+    set_token_expiry(server, token["id"], datetime.now(UTC) - timedelta(seconds=1))
     assert _v2_status(server, creds, f"{name}/team/app/tags/list") == 401  # at once
     assert_error(http.get(url), 404)
     assert http.get(f"/registries/{rid}/tokens").json()["total"] == 0
@@ -529,14 +528,6 @@ def test_tokens_work_on_the_registry_api_and_stop_when_disabled_or_expired(
         ).status_code
         == 201
     )
-
-
-def _set_expiry(server: Server, token_id: str, when: datetime) -> None:
-    db = Database(f"sqlite:///{server.data_dir / 'cargobay.db'}")
-    try:
-        db.write_sync(lambda s: setattr(s.get(Token, token_id), "expiry_date", when))
-    finally:
-        db.dispose()
 
 
 # -- bearer tokens ----------------------------------------------------------------------------------
@@ -624,11 +615,8 @@ def test_openapi_describes_the_22_operations(server: Server) -> None:
 @pytest.fixture(scope="module")
 def domain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("domain")
-    srv = Server(data_dir=base / "data", extra_env={"CARGOBAY_REGISTRY_DOMAIN": "cr.example.test"})
-    srv.data_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
+    with Server(data_dir=base / "data", extra_env={"CARGOBAY_REGISTRY_DOMAIN": "cr.example.test"}) as srv:
+        yield srv
 
 
 def test_hostname_is_name_dot_domain_when_a_domain_is_configured(domain_server: Server) -> None:

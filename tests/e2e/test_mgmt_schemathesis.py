@@ -22,11 +22,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("schemathesis")
-    srv = Server(data_dir=base / "data")
-    srv.data_dir.mkdir()
-    srv.start()
-    yield srv
-    srv.stop()
+    with Server(data_dir=base / "data") as srv:
+        yield srv
 
 
 def test_schemathesis_finds_no_server_errors_or_schema_violations(

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from cargobay.db.models import Job
 from cargobay.jobs import queue
 from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
 from cargobay.worker import Handler, JobRunner
-from tests.support.server import CARGOBAY
+from tests.support.server import CARGOBAY, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,14 +214,6 @@ def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerPr
         worker.stop()
 
 
-def _wait_for(check: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        time.sleep(0.05)
-
-
 def _marker_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -230,7 +221,7 @@ def _marker_lines(path: Path) -> list[str]:
 @pytest.mark.slow
 def test_cargobay_worker_stops_cleanly_on_sigterm(start_worker: Callable[..., WorkerProcess]) -> None:
     worker = start_worker(cli=True)
-    _wait_for(lambda: "worker_started" in worker.output(), what="worker start")
+    wait_for(lambda: "worker_started" in worker.output(), what="worker start")
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.output()
     assert "worker_stopped" in worker.output()
@@ -243,7 +234,7 @@ def test_sigterm_lets_a_short_job_finish(
     marker = tmp_path / "marker"
     job_id = _enqueue(db, "test.sleep", {"seconds": 1.5, "marker": str(marker)})
     worker = start_worker(job_grace_seconds="20")
-    _wait_for(lambda: bool(_marker_lines(marker)), what="job start")
+    wait_for(lambda: bool(_marker_lines(marker)), what="job start")
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.output()
     assert _marker_lines(marker) == [f"start {worker.pid}", f"done {worker.pid}"]
@@ -257,7 +248,7 @@ def test_sigterm_releases_a_job_that_outlasts_the_grace(
     marker = tmp_path / "marker"
     job_id = _enqueue(db, "test.sleep", {"seconds": 120, "marker": str(marker)})
     worker = start_worker(job_grace_seconds="0.5")
-    _wait_for(lambda: bool(_marker_lines(marker)), what="job start")
+    wait_for(lambda: bool(_marker_lines(marker)), what="job start")
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.output()
     row = _job(db, job_id)
@@ -271,11 +262,11 @@ def test_job_survives_a_killed_worker(
     marker = tmp_path / "marker"
     job_id = _enqueue(db, "test.sleep", {"seconds": 2, "marker": str(marker)})
     doomed = start_worker(job_lease_seconds="2")
-    _wait_for(lambda: bool(_marker_lines(marker)), what="job start")
+    wait_for(lambda: bool(_marker_lines(marker)), what="job start")
     doomed.signal(signal.SIGKILL)
     doomed.wait(10)
     survivor = start_worker(job_lease_seconds="2")
-    _wait_for(lambda: _job(db, job_id).status == "succeeded", timeout=60, what="job success")
+    wait_for(lambda: _job(db, job_id).status == "succeeded", timeout=60, what="job success")
     row = _job(db, job_id)
     assert row.attempts == 2 and row.result == {"pid": survivor.pid}
     assert row.last_error is not None and "expired" in row.last_error

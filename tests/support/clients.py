@@ -59,31 +59,33 @@ class ClientEnv:
         return env
 
     def run(
-        self, tool: str, *args: str, check: bool = True, input: str | None = None, timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
+        self,
+        tool: str,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 300,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess[Any]:
         result = subprocess.run(
             [peer(tool), *args],
             env=self.environ(),
             cwd=self.workdir,
             capture_output=True,
-            text=True,
+            text=text,
             input=input,
             timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{tool} {' '.join(args)} exited {result.returncode}\n"
-                f"stdout: {result.stdout[-3000:]}\nstderr: {result.stderr[-3000:]}"
+                f"stdout: {result.stdout[-3000:]!s}\nstderr: {result.stderr[-3000:]!s}"
             )
         return result
 
     def output(self, tool: str, *args: str, timeout: float = 300) -> bytes:
         """The exact bytes a tool writes to stdout (``crane blob`` and the like)."""
-        result = subprocess.run(
-            [peer(tool), *args], env=self.environ(), cwd=self.workdir, capture_output=True, timeout=timeout
-        )
-        assert result.returncode == 0, result.stderr[-3000:].decode(errors="replace")
-        return result.stdout
+        return bytes(self.run(tool, *args, timeout=timeout, text=False).stdout)
 
     def json(self, tool: str, *args: str) -> Any:
         return json.loads(self.run(tool, *args).stdout)

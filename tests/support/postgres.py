@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +58,6 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     user: str = "postgres"
     base: Path = field(init=False)
-    startup_seconds: float = field(init=False, default=0.0)
     _names: itertools.count[int] = field(init=False, default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -91,7 +89,6 @@ class PostgresServer:
             )
 
     def start(self) -> PostgresServer:
-        started = time.monotonic()
         self._run(
             self.bindir / "initdb",
             "-D",
@@ -127,7 +124,6 @@ class PostgresServer:
             "-w",
             "start",
         )
-        self.startup_seconds = time.monotonic() - started
         return self
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,11 +67,23 @@ class Server:
             [CARGOBAY, *args], env=self.env(), capture_output=True, text=True, check=check, timeout=120
         )
 
+    def __enter__(self) -> Server:
+        """Start with a fresh (or kept) data dir; ``with`` stops the server however the block ends."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def start(self, timeout: float = 30) -> Server:
-        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [CARGOBAY, "serve"], env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(self.data_dir.parent / f"server-{self.port}.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [CARGOBAY, "serve"],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -131,3 +144,12 @@ class Server:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout} s")
+        time.sleep(0.05)

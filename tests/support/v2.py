@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.images import Content, Image, Index, sha256
+from tests.support.images import Image, Index, sha256
 from tests.support.server import Server
 
 
@@ -88,9 +88,6 @@ class V2:
         )
         assert response.status_code == expect, response.text
         return response
-
-    def push_content(self, repo: str, content: Content) -> str:
-        return self.push_blob(repo, content.data)
 
     def push_image(self, repo: str, image: Image, tag: str | None = None) -> str:
         for blob in image.blobs:

@@ -303,12 +303,8 @@ def prune(
 class JobQueue:
     """The queue's operations as units of work on a ``Database`` (each its own transaction)."""
 
-    def __init__(self, db: Database, backoff: Backoff = Backoff()) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.backoff = backoff
-
-    async def enqueue(self, kind: str, payload: dict[str, Any] | None = None, **options: Any) -> Enqueued:
-        return await self.db.write(lambda s: enqueue(s, kind, payload, **options))
 
     async def claim(
         self, worker_id: str, kinds: Sequence[str], lease: timedelta, limit: int = 1
@@ -324,7 +320,7 @@ class JobQueue:
         return await self.db.write(complete, job, result)
 
     async def fail(self, job: ClaimedJob, error: str, retry: bool = True) -> str | None:
-        return await self.db.write(lambda s: fail(s, job, error, retry=retry, backoff=self.backoff))
+        return await self.db.write(lambda s: fail(s, job, error, retry=retry))
 
     async def release(self, job: ClaimedJob) -> bool:
         return await self.db.write(release, job)

@@ -52,24 +52,25 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> list[int]:
         """Enqueue the current period's job of every kind that lacks one; returns the new job ids."""
         now = now or utcnow()
-        due = {p.bucket(now)[0]: p for p in self.periodic}
+        due = {key: (p, start) for p in self.periodic for key, start in [p.bucket(now)]}
 
         def taken(session: Session) -> set[str]:
             return set(session.scalars(select(Job.dedupe_key).where(Job.dedupe_key.in_(list(due)))))
 
-        missing = [key for key in due if key not in self.db.read_sync(taken)]
+        present = self.db.read_sync(taken)
+        missing = [key for key in due if key not in present]
         if not missing:  # the common case: no write transaction at all
             return []
 
         def work(session: Session) -> list[int]:
             created = []
             for key in missing:
-                periodic = due[key]
+                periodic, start = due[key]
                 result = enqueue(
                     session,
                     periodic.kind,
                     periodic.payload,
-                    run_at=periodic.bucket(now)[1],
+                    run_at=start,
                     dedupe_key=key,
                     once=True,
                     max_attempts=periodic.max_attempts,

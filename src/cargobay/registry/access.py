@@ -69,9 +69,6 @@ class AccessControl:
             headers=self.challenge(request, scope, error),
         )
 
-    async def registry(self, name: str) -> RegistryInfo | None:
-        return await lookup(self.db, name)
-
     def check_address(self, request: Request, registry: RegistryInfo) -> None:
         """Refuse a caller whose address is outside the registry's ``apiSubnetAllowList``."""
         if not is_allowed(registry.allowlist, self.client_ip(request)):
@@ -80,20 +77,19 @@ class AccessControl:
     async def check(
         self,
         request: Request,
-        registry: RegistryInfo | None,
+        registry_name: str | None,
         repository: str | None,
         client_name: str | None,
         needed: frozenset[str],
         scope: str | None,
-        *,
-        registry_required: bool = True,
     ) -> Access:
         """Grant ``needed`` on the target or raise the right UNAUTHORIZED / DENIED error.
 
-        ``registry`` is None when the addressed registry does not exist (answered exactly like bad
-        credentials) or, with ``registry_required=False``, when no registry is addressed at all.
+        ``registry_name`` None addresses no registry (GET /v2/, the path-style catalog); a registry
+        that does not exist is answered exactly like bad credentials.
         """
-        if registry is None and registry_required:
+        registry = await lookup(self.db, registry_name) if registry_name is not None else None
+        if registry_name is not None and registry is None:
             raise self.unauthorized(request, scope)
         if registry is not None:
             self.check_address(request, registry)

@@ -93,9 +93,6 @@ class RegistryApp:
             return await self._dispatch(request)
         except RegistryError as exc:
             return error_response(exc, head)
-        except IntegrityError as exc:
-            log.error("stored_data_failed_verification", path=request.url.path, reason=str(exc))
-            return error_response(RegistryError(OciCode.UNKNOWN, "stored data failed verification"), head)
         except ObjectNotFound as exc:
             # A row points at bytes the store no longer has: say so, never a bare 500 page.
             log.error("stored_object_missing", path=request.url.path, key=str(exc))
@@ -114,11 +111,7 @@ class RegistryApp:
         if route.endpoint is Endpoint.BASE:
             # A login checks the credentials alone; at a registry's own host (host-style) they must
             # be good for that registry, and its allowlist applies.
-            host_registry = self._host_registry(request)
-            addressed = await self.access.registry(host_registry) if host_registry else None
-            await self.access.check(
-                request, addressed, None, None, frozenset(), None, registry_required=host_registry is not None
-            )
+            await self.access.check(request, self._host_registry(request), None, None, frozenset(), None)
             return json_response({}, headers=API_VERSION_HEADER)
         if route.endpoint is Endpoint.CATALOG:
             return await self._catalog(request)
@@ -131,7 +124,7 @@ class RegistryApp:
         scope_actions = "pull,push" if needed == "push" else needed
         access = await self.access.check(
             request,
-            await self.access.registry(addr.registry),
+            addr.registry,
             addr.repository,
             addr.client_name,
             frozenset({needed}),
@@ -147,15 +140,13 @@ class RegistryApp:
 
     async def _catalog(self, request: Request) -> Response:
         host_registry = self._host_registry(request)
-        registry = await self.access.registry(host_registry) if host_registry else None
         access = await self.access.check(
             request,
-            registry,
+            host_registry,
             None,
             None,
             frozenset({"catalog"}) if host_registry else frozenset(),
             "registry:catalog:*",
-            registry_required=host_registry is not None,
         )
         params = request.query_params
         n = parse_page_size(params.get("n"))

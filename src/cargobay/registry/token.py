@@ -36,16 +36,6 @@ class _Wanted:
     repository: str | None
 
 
-@dataclass(frozen=True)
-class _Home:
-    """What the service's host names: ``named`` with host-style addressing, then ``registry`` is
-    that registry (None: no such registry); path-style names none, and any registry's credentials
-    identify the caller."""
-
-    named: bool
-    registry: RegistryInfo | None
-
-
 class TokenEndpoint:
     def __init__(self, db: Database, signer: TokenSigner, settings: Settings) -> None:
         self.db = db
@@ -91,12 +81,8 @@ class TokenEndpoint:
             if info is not None:
                 registries[name] = info
 
-        # A registry's own host (host-style addressing) takes only its own credentials; a host
-        # naming no registry takes none.
-        home = _Home(host_registry is not None, registries.get(host_registry or ""))
-
         def work(session: Session) -> tuple[Principal | None, list[ResourceScope], list[str], bool]:
-            return _grant(session, username, password, wanted, registries, ip, home)
+            return _grant(session, username, password, wanted, registries, ip, host_registry)
 
         principal, grants, registry_ids, denied_address = await self.db.read(work)
         if denied_address:
@@ -153,7 +139,7 @@ def _grant(
     wanted: list[_Wanted],
     registries: dict[str, RegistryInfo],
     ip: str | None,
-    home: _Home,
+    host_registry: str | None,
 ) -> tuple[Principal | None, list[ResourceScope], list[str], bool]:
     """Authenticate, and grant the subset of the wanted scopes that the credentials allow."""
     if any(not is_allowed(r.allowlist, ip) for r in registries.values()):
@@ -207,10 +193,12 @@ def _grant(
             grants.append(ResourceScope(item.scope.type, item.scope.name, actions))
             registry_ids.add(registry.id)
     if identified is None:
-        if not home.named:
+        # A registry's own host (host-style addressing) takes only its own credentials, and a host
+        # naming no registry takes none; path-style names no registry, so any registry's will do.
+        if host_registry is None:
             identified = _anywhere(session, username, password, is_user)
-        elif home.registry is not None:
-            identified = principal_for(home.registry)
+        elif (home := registries.get(host_registry)) is not None:
+            identified = principal_for(home)
     if isinstance(identified, TokenPrincipal):
         own = session.get(Registry, identified.registry_id)
         if own is not None and not is_allowed(own.allowlist or (), ip):

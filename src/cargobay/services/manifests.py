@@ -215,18 +215,18 @@ def _store_manifest(
     sealed: bytes,
     tags: list[str],
 ) -> PushResult:
-    repo = repositories.get_or_create(session, registry_id, repository)
-    blob_ids = _check_blobs(session, repo.id, parsed)
-    _check_children(session, repo.id, parsed)
+    repository_id = repositories.ensure_id(RawTx.of(session), registry_id, repository)
+    blob_ids = _check_blobs(session, repository_id, parsed)
+    _check_children(session, repository_id, parsed)
     now = utcnow()
     manifest = session.scalar(
-        select(Manifest).where(Manifest.repository_id == repo.id, Manifest.digest == digest)
+        select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
     )
     created = manifest is None
     if manifest is None:
         manifest = Manifest(
             registry_id=registry_id,
-            repository_id=repo.id,
+            repository_id=repository_id,
             digest=digest,
             media_type=parsed.media_type,
             artifact_type=parsed.referrer_artifact_type,
@@ -250,15 +250,15 @@ def _store_manifest(
         manifest.push_count = manifest.push_count + 1
     applied = tuple(dict.fromkeys(tags))
     for tag in applied:
-        existing = session.get(Tag, (repo.id, tag))
+        existing = session.get(Tag, (repository_id, tag))
         if existing is None:
-            session.add(Tag(repository_id=repo.id, name=tag, manifest_id=manifest.id, updated_at=now))
+            session.add(Tag(repository_id=repository_id, name=tag, manifest_id=manifest.id, updated_at=now))
         else:
             existing.manifest_id = manifest.id
             existing.updated_at = now
     session.execute(
         update(Repository)
-        .where(Repository.id == repo.id)
+        .where(Repository.id == repository_id)
         .values(push_count=Repository.push_count + 1, last_pushed_at=now)
     )
     subject = str(parsed.subject.digest) if parsed.subject else None

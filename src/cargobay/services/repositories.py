@@ -31,9 +31,3 @@ def ensure_id(tx: RawTx, registry_id: str, name: str) -> int:
         row = tx.one("SELECT id FROM repositories WHERE registry_id = ? AND name = ?", registry_id, name)
     assert row is not None
     return int(row[0])
-
-
-def get_or_create(session: Session, registry_id: str, name: str) -> Repository:
-    repository = session.get(Repository, ensure_id(RawTx.of(session), registry_id, name))
-    assert repository is not None
-    return repository

@@ -129,10 +129,10 @@ def view_of(token: Token, password: str = "") -> TokenView:
     )
 
 
-def delete_expired_tokens(session: Session, now: datetime | None = None) -> int:
+def delete_expired_tokens(session: Session) -> int:
     """Remove every token whose expiry date has passed; returns how many went."""
     result = session.execute(
-        delete(Token).where(Token.expiry_date.is_not(None), Token.expiry_date <= (now or utcnow()))
+        delete(Token).where(Token.expiry_date.is_not(None), Token.expiry_date <= utcnow())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

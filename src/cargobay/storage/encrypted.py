@@ -44,7 +44,6 @@ class EncryptedStore:
         *,
         allow_plaintext: bool = False,
         segment_size: int = SEGMENT_SIZE,
-        threads: int | None = None,
     ) -> None:
         if not OVERHEAD < segment_size < 2**31:
             raise ValueError("segment size out of range")
@@ -53,9 +52,7 @@ class EncryptedStore:
         self.allow_plaintext = allow_plaintext
         self.segment_size = segment_size
         self._header = header(segment_size)
-        self._pool = ThreadPoolExecutor(
-            max_workers=threads or os.cpu_count() or 2, thread_name_prefix="crypto"
-        )
+        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="crypto")
 
     # -- committed objects ------------------------------------------------------------------
     async def stat(self, key: str) -> int | None:
@@ -221,13 +218,13 @@ class EncryptedStore:
         first = read.plan[0]
         if first:
             with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
-                self._check_header(key, _read_exact(raw, HEADER_SIZE, key))
+                self._check_header(key, bytes(_read_into(raw, bytearray(HEADER_SIZE), key)))
         held: list[Chunk] = []
         with self.inner.open_raw(
             read.sealed_key, layout.offset(first) if first else 0, staged=read.staged
         ) as raw:
             if not first:
-                self._check_header(key, _read_exact(raw, HEADER_SIZE, key))
+                self._check_header(key, bytes(_read_into(raw, bytearray(HEADER_SIZE), key)))
             for index in read.plan:
                 sealed = _read_into(raw, bytearray(layout.sealed_length(index)), key)
                 try:
@@ -272,18 +269,17 @@ class EncryptedStore:
     async def _append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
         sealed_key = key + SUFFIX
         cipher = await self._cipher(key)
-        settled = await self._settled(key, repair=True)
-        cipher_size = None if settled is None else settled.cipher_size
-        layout = settled or Layout(self.segment_size, 0, 0, finished=False)
+        settled = await self._settle(key, repair=True)
+        cipher_size = None if settled is None else settled.layout.cipher_size
+        layout = settled.layout if settled else Layout(self.segment_size, 0, 0, finished=False)
         index = layout.segments
         tail_plain = b""
         tail_sealed = b""
         if layout.size % self.segment_size:  # a partial last segment: extend it, then seal it anew
             index -= 1
-            tail_sealed = await self._read_sealed(
-                sealed_key, layout.offset(index), layout.sealed_length(index)
-            )
-            tail_plain = b"".join(await self._run(self._opener(key, cipher, index, False, [tail_sealed])))
+            # Settling authenticated it (a torn one is cut, leaving whole segments only).
+            assert settled is not None and settled.last is not None
+            tail_sealed, tail_plain = settled.last
         async with closing(self._sealed(cipher, index, tail_plain, chunks)) as sealed:
             first = await anext(sealed, None)
             if first is None:  # nothing arrived: leave the object as it was
@@ -387,6 +383,10 @@ class EncryptedStore:
         return layout
 
     async def _settled(self, key: str, *, repair: bool) -> Layout | None:
+        settled = await self._settle(key, repair=repair)
+        return None if settled is None else settled.layout
+
+    async def _settle(self, key: str, *, repair: bool) -> _Settled | None:
         """A staged object as far as it is whole: its longest prefix of authentic segments.
 
         A crash in the middle of an append leaves the last segment torn (never acknowledged to the
@@ -399,30 +399,43 @@ class EncryptedStore:
             return None
         if cipher_size < HEADER_SIZE:  # torn before its header was whole: nothing was acknowledged
             if not repair:
-                return Layout(self.segment_size, 0, 0, finished=False)
+                return _Settled(Layout(self.segment_size, 0, 0, finished=False), None)
             await self.inner.discard(sealed_key)
             return None
         layout = Layout.staged_prefix(self.segment_size, cipher_size)
-        if layout.segments and not await self._authentic(key, layout, layout.segments - 1):
-            layout = layout.without_last()
+        last = None
+        if layout.segments:
+            last = await self._open_staged_segment(key, layout, layout.segments - 1)
+            if last is None:
+                layout = layout.without_last()
         if repair and cipher_size != layout.cipher_size:
             await self.inner.truncate(sealed_key, layout.cipher_size)
-        return layout
+        return _Settled(layout, last)
 
-    async def _authentic(self, key: str, layout: Layout, index: int) -> bool:
+    async def _open_staged_segment(self, key: str, layout: Layout, index: int) -> tuple[bytes, bytes] | None:
+        """The sealed bytes and plaintext of a non-final staged segment; None if not authentic."""
         cipher = await self._cipher(key)
         sealed = await self._read_sealed(key + SUFFIX, layout.offset(index), layout.sealed_length(index))
         try:
-            await self._run(self._opener(key, cipher, index, False, [sealed]))
+            plain = await self._run(self._opener(key, cipher, index, False, [sealed]))
         except IntegrityError:
-            return False
-        return True
+            return None
+        return sealed, b"".join(plain)
 
     def _layout(self, key: str, cipher_size: int, finished: bool) -> Layout:
         try:
             return Layout.parse(self.segment_size, cipher_size, finished)
         except IntegrityError as exc:
             raise IntegrityError(f"{key}: {exc}", key=key) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """A staged object's whole prefix, with its last segment as read while checking it (sealed
+    bytes, plaintext), or None when it has no segment or the last one was torn and cut off."""
+
+    layout: Layout
+    last: tuple[bytes, bytes] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,21 +462,6 @@ def _read_into(raw: RawIOBase, buffer: bytearray, key: str) -> bytearray:
             raise IntegrityError(f"{key} is shorter than its size says", key=key)
         got += more
     return buffer
-
-
-def _read_exact(raw: RawIOBase, size: int, key: str) -> bytes:
-    data = raw.read(size)
-    if len(data) == size:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = raw.read(size - got)
-        if not more:
-            raise IntegrityError(f"{key} is shorter than its size says", key=key)
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 def _cut(pieces: Sequence[Chunk], start: int, stop: int) -> list[Chunk]:

@@ -78,7 +78,7 @@ class FilesystemStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -143,7 +143,7 @@ class FilesystemStore:
             os.close(fd)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     async def discard(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -202,7 +202,8 @@ def _open_append(path: Path):  # type: ignore[no-untyped-def]
     return open(path, "ab", buffering=0)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -21,6 +21,8 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from cargobay.storage.filesystem import fsync_dir
+
 KEY_SIZE = 32
 _WRAP_VERSION = b"\x01"
 _WRAP_AAD = b"cargobay data key\x00"
@@ -122,11 +124,7 @@ def write_key_file(path: Path, keys: Iterable[bytes], exclusive: bool = False) -
             with contextlib.suppress(OSError):
                 os.unlink(target)
             raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 class MasterKeyFile:

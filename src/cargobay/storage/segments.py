@@ -51,7 +51,6 @@ class ObjectCipher:
     """Seals and opens the segments of one object (its data key, namespace and object id)."""
 
     def __init__(self, key: bytes, segment_size: int, namespace: str, object_id: str) -> None:
-        self._key = key
         self._aead = AESGCM(key)
         self._prefix = associated_prefix(segment_size, namespace, object_id)
         self.segment_size = segment_size

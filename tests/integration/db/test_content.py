@@ -56,14 +56,14 @@ def _image(config: dict[str, object], layers: list[dict[str, object]], note: str
 # -- repositories ------------------------------------------------------------------------------
 
 
-def test_get_or_create_returns_the_same_repository(db: Database, registry_id: str) -> None:
-    first = db.write_sync(lambda s: repositories.get_or_create(s, registry_id, "team/app").id)
-    second = db.write_sync(lambda s: repositories.get_or_create(s, registry_id, "team/app").id)
+def test_ensure_id_returns_the_same_repository(db: Database, registry_id: str) -> None:
+    first = db.write_sync(lambda s: repositories.ensure_id(RawTx.of(s), registry_id, "team/app"))
+    second = db.write_sync(lambda s: repositories.ensure_id(RawTx.of(s), registry_id, "team/app"))
     assert first == second
     assert _count(db, Repository) == 1
 
 
-def test_concurrent_get_or_create_makes_one_row(db: Database, registry_id: str) -> None:
+def test_concurrent_ensure_id_makes_one_row(db: Database, registry_id: str) -> None:
     """On PostgreSQL losers hit the unique index and re-read; on SQLite BEGIN IMMEDIATE queues them."""
     workers = 8
     # SQLite writers are serialised, so they cannot all be inside a transaction at once.
@@ -73,7 +73,7 @@ def test_concurrent_get_or_create_makes_one_row(db: Database, registry_id: str) 
 
     def work(session: Session) -> int:
         barrier.wait()
-        return repositories.get_or_create(session, registry_id, "raced/repo").id
+        return repositories.ensure_id(RawTx.of(session), registry_id, "raced/repo")
 
     def run() -> None:
         try:
@@ -91,7 +91,7 @@ def test_concurrent_get_or_create_makes_one_row(db: Database, registry_id: str) 
     assert _count(db, Repository) == 1
 
 
-def test_postgres_get_or_create_recovers_from_a_unique_violation(db: Database, registry_id: str) -> None:
+def test_postgres_ensure_id_recovers_from_a_unique_violation(db: Database, registry_id: str) -> None:
     """Force the race: both transactions look first, then both insert; the loser re-reads."""
     if db.is_sqlite:
         pytest.skip("SQLite writers never overlap (BEGIN IMMEDIATE)")
@@ -101,7 +101,7 @@ def test_postgres_get_or_create_recovers_from_a_unique_violation(db: Database, r
     def racer(session: Session) -> int:
         assert repositories.find(session, registry_id, "forced/race") is None
         looked.wait()
-        return repositories.get_or_create(session, registry_id, "forced/race").id
+        return repositories.ensure_id(RawTx.of(session), registry_id, "forced/race")
 
     threads = [threading.Thread(target=lambda: ids.append(db.write_sync(racer))) for _ in range(2)]
     for t in threads:
