@@ -210,6 +210,13 @@ async def test_large_object_ranges_across_segment_boundaries(
     assert await read_all(store.reader(blob_key("ab01"), offset, length)) == expected
 
 
+async def test_a_consumer_may_keep_every_chunk_it_was_given(store: BlobStore) -> None:
+    """Chunks are never recycled under a consumer that holds on to them (no copy taken)."""
+    await store.put(blob_key("ab01"), LARGE)
+    kept = [chunk async for chunk in store.reader(blob_key("ab01"))]
+    assert b"".join(kept) == LARGE
+
+
 async def test_a_reader_may_stop_early(store: BlobStore) -> None:
     await store.put(blob_key("ab01"), LARGE)
     reader = store.reader(blob_key("ab01"))

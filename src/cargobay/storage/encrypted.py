@@ -25,8 +25,15 @@ from typing import TypeVar
 
 from cargobay.storage.base import Chunk, IntegrityError, ObjectNotFound, RawBlobStore, split_key
 from cargobay.storage.keys import DataKeySource
-from cargobay.storage.segments import HEADER_SIZE, OVERHEAD, SEGMENT_SIZE, Layout, ObjectCipher, header
-from cargobay.storage.streams import closing, iterate_in_thread
+from cargobay.storage.segments import (
+    HEADER_SIZE,
+    OVERHEAD,
+    SEGMENT_SIZE,
+    Layout,
+    ObjectCipher,
+    header,
+)
+from cargobay.storage.streams import BufferPool, closing, iterate_in_thread
 
 SUFFIX = ".cbe"
 _LOOKAHEAD = 2  # segments being sealed or opened ahead of the consumer, per stream
@@ -104,7 +111,7 @@ class EncryptedStore:
             return
         index, keep = divmod(size, self.segment_size)
         cut = layout.offset(index)
-        resealed: tuple[Chunk, ...] = ()
+        resealed: Chunk = b""
         if keep:  # the new last segment is a part of an old one
             cipher = await self._cipher(key)
             sealed = await self._read_sealed(sealed_key, cut, layout.sealed_length(index))
@@ -112,7 +119,7 @@ class EncryptedStore:
             resealed = await self._run(lambda: cipher.seal(index, False, plain[:keep]))
         await self.inner.truncate(sealed_key, cut)
         if resealed:
-            await self.inner.append(sealed_key, _one(*resealed))
+            await self.inner.append(sealed_key, _one(resealed))
 
     async def commit(self, staged_key: str, key: str) -> None:
         if split_key(staged_key) != split_key(key):
@@ -121,7 +128,7 @@ class EncryptedStore:
         sealed_key = staged_key + SUFFIX
         layout = await self._staged_layout(staged_key)
         cipher = await self._cipher(staged_key)
-        await self.inner.append(sealed_key, _one(*cipher.seal(layout.segments, True, b"")))
+        await self.inner.append(sealed_key, _one(cipher.seal(layout.segments, True, b"")))
         try:
             await self.inner.commit(sealed_key, key + SUFFIX)
         except BaseException:
@@ -218,15 +225,16 @@ class EncryptedStore:
         first = read.plan[0]
         if first:
             with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
-                self._check_header(key, bytes(_read_into(raw, bytearray(HEADER_SIZE), key)))
+                self._check_header(key, _read_into(raw, memoryview(bytearray(HEADER_SIZE)), key))
         held: list[Chunk] = []
+        buffers = BufferPool(self.segment_size + OVERHEAD)
         with self.inner.open_raw(
             read.sealed_key, layout.offset(first) if first else 0, staged=read.staged
         ) as raw:
             if not first:
-                self._check_header(key, bytes(_read_into(raw, bytearray(HEADER_SIZE), key)))
+                self._check_header(key, _read_into(raw, memoryview(bytearray(HEADER_SIZE)), key))
             for index in read.plan:
-                sealed = _read_into(raw, bytearray(layout.sealed_length(index)), key)
+                sealed = _read_into(raw, buffers.take(layout.sealed_length(index)), key)
                 try:
                     plain = [read.cipher.open_in_place(index, index == layout.segments, sealed)]
                 except IntegrityError as exc:
@@ -261,7 +269,7 @@ class EncryptedStore:
             raise IntegrityError(f"{sealed_key} is shorter than its size says", key=sealed_key)
         return data
 
-    def _check_header(self, key: str, data: bytes) -> None:
+    def _check_header(self, key: str, data: bytes | memoryview) -> None:
         if data != self._header:
             raise IntegrityError(f"{key} does not start with the expected header", key=key)
 
@@ -323,15 +331,17 @@ class EncryptedStore:
             if received and buffer:
                 yield [bytes(buffer)]
 
-        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[tuple[bytes, Chunk]]:
+        outputs = BufferPool(size + OVERHEAD)
+
+        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[Chunk]:
             nonlocal index
             at, index = index, index + 1
-            return lambda: cipher.seal(at, False, parts[0])
+            out = outputs.take(len(parts[0]) + OVERHEAD)
+            return lambda: cipher.seal(at, False, parts[0], out)
 
         async with closing(self._ahead(segments(), seal_next)) as sealed:
-            async for nonce, ciphertext in sealed:
-                yield nonce
-                yield ciphertext
+            async for segment in sealed:
+                yield segment
 
     # -- helpers ----------------------------------------------------------------------------
     async def _ahead(
@@ -452,12 +462,11 @@ class _Read:
     end: int
 
 
-def _read_into(raw: RawIOBase, buffer: bytearray, key: str) -> bytearray:
+def _read_into(raw: RawIOBase, buffer: memoryview, key: str) -> memoryview:
     """Fill ``buffer`` from ``raw``; a short object is an integrity failure."""
-    view = memoryview(buffer)
     got = 0
     while got < len(buffer):
-        more = raw.readinto(view[got:])
+        more = raw.readinto(buffer[got:])
         if not more:
             raise IntegrityError(f"{key} is shorter than its size says", key=key)
         got += more
