@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sys
 import threading
 from collections import deque
@@ -21,48 +22,74 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]], depth: int = 4) -> 
     """Run a blocking generator in a thread, ``depth`` items ahead of the consumer.
 
     The generator is created inside the thread (so opening files blocks nobody), and it is closed
-    when the consumer stops early; exceptions surface at the consumer.
+    when the consumer stops early; exceptions surface at the consumer. Items cross over through a
+    deque and one future at a time, and the thread waits for credits in a C-level queue: on a
+    1 GiB pull this hand-over ran a thousand times, and asyncio.Queue with threading.Semaphore (both
+    pure Python) took a fifth of the event loop's own time.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    slots = threading.Semaphore(depth)
-    stop = threading.Event()
+    ready: deque[object] = deque()
+    waiting: list[asyncio.Future[None]] = []  # the consumer's future while it waits for an item
+    credits: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: send one more; False: stop
+    for _ in range(depth):
+        credits.put(True)
+    stopped = threading.Event()
+
+    def deliver(item: object) -> None:  # on the event loop
+        ready.append(item)
+        if waiting and not waiting[0].done():
+            waiting[0].set_result(None)
 
     def produce() -> None:
         try:
             iterator = make()
             try:
                 for item in iterator:
-                    while not slots.acquire(timeout=0.5):
-                        if stop.is_set():
-                            return
-                    if stop.is_set():
+                    if not _wait_for_credit(credits, stopped):
                         return
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                    loop.call_soon_threadsafe(deliver, item)
             finally:
                 close = getattr(iterator, "close", None)
                 if close is not None:
                     close()
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            loop.call_soon_threadsafe(deliver, _DONE)
         except BaseException as exc:
-            if not stop.is_set():
+            if not stopped.is_set():
                 with contextlib.suppress(RuntimeError):  # the loop may be closed
-                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                    loop.call_soon_threadsafe(deliver, exc)
 
     thread = threading.Thread(target=produce, name="cargobay-reader", daemon=True)
     thread.start()
     try:
         while True:
-            item = await queue.get()
+            while not ready:
+                waiting.append(loop.create_future())
+                try:
+                    await waiting[0]
+                finally:
+                    waiting.clear()
+            item = ready.popleft()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
-            slots.release()
+            credits.put(True)
             yield item  # type: ignore[misc]
     finally:
-        stop.set()
-        slots.release()
+        stopped.set()
+        credits.put(False)
+
+
+def _wait_for_credit(credits: queue.SimpleQueue[bool], stopped: threading.Event) -> bool:
+    """Block until the consumer wants another item (True) or has gone away (False)."""
+    while True:
+        try:
+            credit = credits.get(timeout=0.5)
+        except queue.Empty:
+            if stopped.is_set():
+                return False
+            continue
+        return credit and not stopped.is_set()
 
 
 async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK) -> AsyncIterator[bytes]:
