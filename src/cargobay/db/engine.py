@@ -118,10 +118,10 @@ class Database:
         )
 
     def _fetch_pooled(self, sql: str, params: tuple[Any, ...], limit: int | None) -> list[tuple[Any, ...]]:
+        # The pool rolls the DBAPI connection back when it is returned (reset on return), which
+        # ends the transaction the driver opened for this SELECT on PostgreSQL.
         with self.engine.connect() as conn:
-            rows = _run(conn.connection.driver_connection, sql, params, limit)
-            conn.rollback()
-            return rows
+            return _run(conn.connection.driver_connection, sql, params, limit)
 
     def _inline_dbapi(self) -> Any:
         conn: Connection | None = getattr(self._inline, "conn", None)

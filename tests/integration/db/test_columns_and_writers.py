@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
@@ -151,3 +151,22 @@ def test_readers_are_not_blocked_by_an_open_writer(db: Database, registry_id: st
         release.set()
         writer.join()
     assert db.read_sync(lambda s: s.get(Registry, registry_id).storage_bytes) == 5
+
+
+async def test_raw_reads_leave_no_transaction_open(db: Database, registry_id: str) -> None:
+    """The hot-path reads bypass the ORM; the connection must still go back to the pool clean."""
+    for _ in range(3):
+        row = await db.fetch_one("SELECT name FROM registries WHERE id = ?", registry_id)
+        assert row is not None
+    assert await db.fetch_all("SELECT name FROM registries WHERE id = ?", "no such id") == []
+    if db.is_sqlite:  # one inline connection, in autocommit for reads
+        return
+    idle_in_transaction = db.read_sync(
+        lambda s: s.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND state = 'idle in transaction'"
+            )
+        ).scalar_one()
+    )
+    assert idle_in_transaction == 0
