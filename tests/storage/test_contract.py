@@ -101,6 +101,14 @@ async def test_append_of_nothing_creates_an_empty_staged_object(store: BlobStore
     assert await read_all(store.staged_reader(key)) == b""
 
 
+async def test_append_of_nothing_leaves_a_staged_object_as_it_was(store: BlobStore) -> None:
+    key = upload_key("ab01")
+    await fill(store, key, DATA[:5000])  # with small segments: a partial last segment
+    assert await store.append(key, chunks_of(b"", 1)) == 5000
+    assert await store.staged_size(key) == 5000
+    assert await read_all(store.staged_reader(key)) == DATA[:5000]
+
+
 async def test_staged_objects_are_not_committed_ones(store: BlobStore) -> None:
     await fill(store, upload_key("ab01"), DATA)
     assert await store.stat(upload_key("ab01")) is None

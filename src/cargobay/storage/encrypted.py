@@ -33,7 +33,7 @@ from cargobay.storage.segments import (
     ObjectCipher,
     header,
 )
-from cargobay.storage.streams import BufferPool, closing, iterate_in_thread
+from cargobay.storage.streams import BufferPool, closing, iterate_in_thread, rechunk
 
 SUFFIX = ".cbe"
 _LOOKAHEAD = 2  # segments being sealed or opened ahead of the consumer, per stream
@@ -115,7 +115,7 @@ class EncryptedStore:
         if keep:  # the new last segment is a part of an old one
             cipher = await self._cipher(key)
             sealed = await self._read_sealed(sealed_key, cut, layout.sealed_length(index))
-            plain = b"".join(await self._run(self._opener(key, cipher, index, False, [sealed])))
+            plain = await self._run(self._opener(key, cipher, index, sealed))
             resealed = await self._run(lambda: cipher.seal(index, False, plain[:keep]))
         await self.inner.truncate(sealed_key, cut)
         if resealed:
@@ -309,45 +309,30 @@ class EncryptedStore:
     async def _sealed(
         self, cipher: ObjectCipher, index: int, head: bytes, chunks: AsyncIterable[Chunk]
     ) -> AsyncIterator[Chunk]:
-        """Sealed non-final segments from ``index`` on, of ``head`` plus the incoming plaintext."""
-        size = self.segment_size
-        buffer = bytearray(head)
+        """Sealed non-final segments from ``index`` on, of ``head`` plus the incoming plaintext;
+        nothing at all when no plaintext arrives (``head`` is then left as it is stored)."""
+        incoming = _nonempty(chunks)
+        first = await anext(incoming, None)
+        if first is None:
+            return
+        blocks = rechunk(_chain([head, first] if head else [first], incoming), self.segment_size)
+        outputs = BufferPool(self.segment_size + OVERHEAD)
 
-        async def segments() -> AsyncIterator[Sequence[Chunk]]:
-            received = False
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                received = True
-                if not buffer and len(chunk) == size:
-                    yield [chunk]  # the usual case (uploads arrive in 1 MiB blocks): no copy
-                    continue
-                buffer.extend(chunk)
-                while len(buffer) >= size:
-                    with memoryview(buffer) as view:
-                        block = bytes(view[:size])
-                    del buffer[:size]
-                    yield [block]
-            if received and buffer:
-                yield [bytes(buffer)]
-
-        outputs = BufferPool(size + OVERHEAD)
-
-        def seal_next(parts: Sequence[bytes | memoryview]) -> Job[Chunk]:
+        def seal_next(block: Chunk) -> Job[Chunk]:
             nonlocal index
             at, index = index, index + 1
-            out = outputs.take(len(parts[0]) + OVERHEAD)
-            return lambda: cipher.seal(at, False, parts[0], out)
+            out = outputs.take(len(block) + OVERHEAD)
+            return lambda: cipher.seal(at, False, block, out)
 
-        async with closing(self._ahead(segments(), seal_next)) as sealed:
+        async with closing(self._ahead(blocks, seal_next)) as sealed:
             async for segment in sealed:
                 yield segment
 
     # -- helpers ----------------------------------------------------------------------------
     async def _ahead(
         self,
-        blocks: AsyncIterable[Sequence[bytes | memoryview]],
-        work: Callable[[Sequence[bytes | memoryview]], Job[T]],
+        blocks: AsyncIterable[Chunk],
+        work: Callable[[Chunk], Job[T]],
     ) -> AsyncIterator[T]:
         """Run ``work`` for each block in the pool, a few blocks ahead; yield the results in order."""
         loop = asyncio.get_running_loop()
@@ -355,7 +340,7 @@ class EncryptedStore:
         try:
             async for block in blocks:
                 job = work(block)
-                if sum(len(part) for part in block) <= _INLINE and not pending:
+                if len(block) <= _INLINE and not pending:
                     yield job()
                     continue
                 pending.append(loop.run_in_executor(self._pool, job))
@@ -368,12 +353,12 @@ class EncryptedStore:
                 future.cancel()
                 future.add_done_callback(_ignore_result)
 
-    def _opener(
-        self, key: str, cipher: ObjectCipher, index: int, last: bool, parts: Sequence[bytes | memoryview]
-    ) -> Job[Sequence[Chunk]]:
-        def job() -> Sequence[Chunk]:
+    def _opener(self, key: str, cipher: ObjectCipher, index: int, sealed: bytes) -> Job[bytes]:
+        """The plaintext of the lone non-final segment ``index`` (for appends and truncates)."""
+
+        def job() -> bytes:
             try:
-                return cipher.open(index, last, parts)
+                return bytes(cipher.open_in_place(index, False, bytearray(sealed)))
             except IntegrityError as exc:
                 raise IntegrityError(f"{key}: {exc}", key=key) from None
 
@@ -427,10 +412,10 @@ class EncryptedStore:
         cipher = await self._cipher(key)
         sealed = await self._read_sealed(key + SUFFIX, layout.offset(index), layout.sealed_length(index))
         try:
-            plain = await self._run(self._opener(key, cipher, index, False, [sealed]))
+            plain = await self._run(self._opener(key, cipher, index, sealed))
         except IntegrityError:
             return None
-        return sealed, b"".join(plain)
+        return sealed, plain
 
     def _layout(self, key: str, cipher_size: int, finished: bool) -> Layout:
         try:
@@ -504,6 +489,12 @@ async def _chain(lead: Iterable[Chunk], rest: AsyncIterator[Chunk]) -> AsyncIter
         yield block
     async for block in rest:
         yield block
+
+
+async def _nonempty(chunks: AsyncIterable[Chunk]) -> AsyncIterator[Chunk]:
+    async for chunk in chunks:
+        if chunk:
+            yield chunk
 
 
 def _ignore_result(future: asyncio.Future[T]) -> None:

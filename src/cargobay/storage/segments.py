@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -69,12 +68,6 @@ class ObjectCipher:
         # encrypt_into, straight behind the nonce: a third of encrypt()'s cost here, and no copy
         self._aead.encrypt_into(nonce, plaintext, self._associated(index, last), sealed[NONCE_SIZE:])
         return sealed
-
-    def open(self, index: int, last: bool, parts: Sequence[bytes | memoryview]) -> list[Chunk]:
-        """The plaintext of a sealed segment given as consecutive parts (the chunks it was read in);
-        IntegrityError unless it is this object's segment ``index``. Nothing is returned before the
-        whole segment is authenticated."""
-        return [self.open_in_place(index, last, bytearray(b"".join(parts)))]
 
     def open_in_place(self, index: int, last: bool, sealed: bytearray | memoryview) -> memoryview:
         """Decrypt a sealed segment inside its own buffer and return the view of the plaintext.

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+B = TypeVar("B", bound=bytes | memoryview)
 
 CHUNK = 1024 * 1024
 _DONE = object()
@@ -92,7 +93,7 @@ def _wait_for_credit(credits: queue.SimpleQueue[bool], stopped: threading.Event)
         return credit and not stopped.is_set()
 
 
-async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK) -> AsyncIterator[bytes]:
+async def rechunk(chunks: AsyncIterable[B], size: int = CHUNK) -> AsyncIterator[B | bytes]:
     """Blocks of exactly ``size`` bytes (the last may be shorter) from chunks of any size.
 
     Each block is copied once (a join of the pieces); a chunk that already is a block passes as is.
