@@ -186,8 +186,19 @@ class BufferPool:
         return memoryview(buffer)
 
 
-# references to a buffer nobody else holds: the pool's list, the loop variable, getrefcount's argument
-_ONLY_POOLED = 3
+def _unshared_count() -> int:
+    """What ``sys.getrefcount`` says, in ``BufferPool.take``'s loop, of a buffer nobody else holds.
+
+    On CPython 3.11 that is 3 (the pool's list, the loop variable, getrefcount's argument), but
+    newer interpreters may borrow the loop variable's reference: measured on the running one, with
+    the same loop, rather than assumed, so a held buffer can never look free.
+    """
+    for buffer in [bytearray(1)]:
+        return sys.getrefcount(buffer)
+    raise AssertionError("unreachable")
+
+
+_ONLY_POOLED = _unshared_count()
 
 
 @contextlib.asynccontextmanager
