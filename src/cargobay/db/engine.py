@@ -16,14 +16,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from cargobay.db.types import UtcDateTime
 
 T = TypeVar("T")
 
@@ -70,6 +72,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._bind_timestamp = timestamp_binder(self.engine.dialect)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._limiter: CapacityLimiter | None = None
         self._inline = threading.local()
@@ -145,7 +148,7 @@ class Database:
             try:
                 if self.is_sqlite:
                     cursor.execute("BEGIN IMMEDIATE")
-                result = fn(RawTx(cursor, self.is_sqlite), *args)
+                result = fn(RawTx(cursor, self.is_sqlite, self._bind_timestamp), *args)
                 conn.commit()
                 return result
             except BaseException:
@@ -158,7 +161,7 @@ class Database:
 
     def timestamp(self, value: datetime) -> Any:
         """A UTC time as the column type ``UtcDateTime`` stores it, for raw statements."""
-        return db_timestamp(value, self.is_sqlite)
+        return self._bind_timestamp(value)
 
     def session(self) -> Session:
         return self._sessions()
@@ -173,16 +176,18 @@ class Database:
 class RawTx:
     """Statements of one raw transaction, with ``?`` placeholders on every database."""
 
-    def __init__(self, cursor: Any, is_sqlite: bool) -> None:
+    def __init__(self, cursor: Any, is_sqlite: bool, bind_timestamp: Callable[[datetime], Any]) -> None:
         self._cursor = cursor
         self.is_sqlite = is_sqlite
+        self._bind_timestamp = bind_timestamp
 
     @classmethod
     def of(cls, session: Session) -> RawTx:
         """The same transaction as an ORM unit of work, for shared raw helpers."""
         dbapi = session.connection().connection.driver_connection
         assert dbapi is not None
-        return cls(dbapi.cursor(), session.get_bind().dialect.name == "sqlite")
+        dialect = session.get_bind().dialect
+        return cls(dbapi.cursor(), dialect.name == "sqlite", timestamp_binder(dialect))
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> Any:
         self._cursor.execute(sql if self.is_sqlite else _pyformat(sql), params)
@@ -200,13 +205,15 @@ class RawTx:
         return int(self._execute(sql, params).rowcount)
 
     def timestamp(self, value: datetime) -> Any:
-        return db_timestamp(value, self.is_sqlite)
+        return self._bind_timestamp(value)
 
 
-def db_timestamp(value: datetime, is_sqlite: bool) -> Any:
-    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-    # SQLAlchemy's SQLite DATETIME text form (always with microseconds, so text order is time order)
-    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if is_sqlite else naive
+def timestamp_binder(dialect: Dialect) -> Callable[[datetime], Any]:
+    """What a ``UtcDateTime`` column stores for a time on ``dialect``, for raw statements: the
+    column type's own conversion (naive UTC) and the dialect's (SQLite: its DATETIME text)."""
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    return process
 
 
 _PYFORMAT: dict[str, str] = {}

@@ -36,6 +36,11 @@ _IN_REPOSITORY = (
     "JOIN repository_blobs rb ON rb.repository_id = r.id JOIN blobs b ON b.id = rb.blob_id "
     "WHERE r.registry_id = ? AND r.name = ? AND b.registry_id = ? AND b.digest = ?"
 )
+_ANYWHERE = (  # the repositories a blob is in, for a mount without a source
+    "SELECT b.id, b.digest, b.size, b.object_key, r.name FROM blobs b "
+    "JOIN repository_blobs rb ON rb.blob_id = b.id JOIN repositories r ON r.id = rb.repository_id "
+    "WHERE b.registry_id = ? AND b.digest = ? LIMIT 100"
+)
 
 
 def link(tx: RawTx, repository_id: int, blob_id: int) -> None:
@@ -133,17 +138,12 @@ class BlobService:
     ) -> BlobInfo | None:
         """Link a blob from ``source`` (or, without one, any readable repository) into ``repository``."""
 
-        sql = (
-            "SELECT b.id, b.digest, b.size, b.object_key, r.name FROM blobs b "
-            "JOIN repository_blobs rb ON rb.blob_id = b.id JOIN repositories r ON r.id = rb.repository_id "
-            "WHERE b.registry_id = ? AND b.digest = ?"
-        )
-        params: tuple[str, ...] = (registry_id, digest)
+        readable: BlobInfo | None
         if source is not None:
-            sql += " AND r.name = ?"
-            params += (source,)
-        candidates = await self.db.fetch_all(sql + " LIMIT 100", *params)
-        readable = next((BlobInfo(*row[:4]) for row in candidates if may_pull(str(row[4]))), None)
+            readable = await self.stat(registry_id, source, digest) if may_pull(source) else None
+        else:
+            candidates = await self.db.fetch_all(_ANYWHERE, registry_id, digest)
+            readable = next((BlobInfo(*row[:4]) for row in candidates if may_pull(str(row[4]))), None)
         if readable is None:
             return None
 

@@ -215,7 +215,8 @@ def _store_manifest(
     sealed: bytes,
     tags: list[str],
 ) -> PushResult:
-    repository_id = repositories.ensure_id(RawTx.of(session), registry_id, repository)
+    tx = RawTx.of(session)
+    repository_id = repositories.ensure_id(tx, registry_id, repository)
     blob_ids = _check_blobs(session, repository_id, parsed)
     _check_children(session, repository_id, parsed)
     now = utcnow()
@@ -244,7 +245,7 @@ def _store_manifest(
             session.add(ManifestBlob(manifest_id=manifest.id, blob_id=blob_id))
         for child in sorted({str(c.digest) for c in parsed.children}):
             session.add(ManifestChild(manifest_id=manifest.id, child_digest=child))
-        add_storage(RawTx.of(session), registry_id, len(body))
+        add_storage(tx, registry_id, len(body))
     else:
         manifest.pushed_at = now
         manifest.push_count = manifest.push_count + 1

@@ -225,7 +225,7 @@ class UploadService:
 
         def work(tx: RawTx) -> tuple[BlobInfo, bool]:
             result = record_blob(tx, upload.registry_id, upload.repository, digest, size, final_key)
-            tx.run("DELETE FROM uploads WHERE id = ?", upload.id)
+            _forget(tx, upload.id)
             return result
 
         blob, created = await self.db.write_raw(work)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import RawIOBase
@@ -223,31 +223,33 @@ class EncryptedStore:
         """
         layout, key = read.layout, read.key
         first = read.plan[0]
-        if first:
+        if first:  # the range starts further in: the header is read where it lies
             with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
-                self._check_header(key, _read_into(raw, memoryview(bytearray(HEADER_SIZE)), key))
-        held: list[Chunk] = []
+                self._read_header(raw, key)
+        held: Chunk | None = None
         buffers = BufferPool(self.segment_size + OVERHEAD)
         with self.inner.open_raw(
             read.sealed_key, layout.offset(first) if first else 0, staged=read.staged
         ) as raw:
             if not first:
-                self._check_header(key, _read_into(raw, memoryview(bytearray(HEADER_SIZE)), key))
+                self._read_header(raw, key)
             for index in read.plan:
                 sealed = _read_into(raw, buffers.take(layout.sealed_length(index)), key)
                 try:
-                    plain = [read.cipher.open_in_place(index, index == layout.segments, sealed)]
+                    plain = read.cipher.open_in_place(index, index == layout.segments, sealed)
                 except IntegrityError as exc:
                     raise IntegrityError(f"{key}: {exc}", key=key) from None
                 if index == layout.segments:
                     continue
                 base = index * self.segment_size
-                pieces = _cut(plain, read.start - base, read.end - base)
+                low, high = max(read.start - base, 0), min(read.end - base, len(plain))
+                piece = plain if low == 0 and high == len(plain) else plain[low:high]
                 if index == layout.segments - 1 and read.plan[-1] == layout.segments:
-                    held = pieces
+                    held = piece
                 else:
-                    yield from pieces
-        yield from held
+                    yield piece
+        if held is not None:
+            yield held
 
     async def _read_plaintext(
         self, key: str, offset: int, length: int | None, finished: bool
@@ -269,8 +271,8 @@ class EncryptedStore:
             raise IntegrityError(f"{sealed_key} is shorter than its size says", key=sealed_key)
         return data
 
-    def _check_header(self, key: str, data: bytes | memoryview) -> None:
-        if data != self._header:
+    def _read_header(self, raw: RawIOBase, key: str) -> None:
+        if _read_into(raw, memoryview(bytearray(HEADER_SIZE)), key) != self._header:
             raise IntegrityError(f"{key} does not start with the expected header", key=key)
 
     # -- writing ----------------------------------------------------------------------------
@@ -456,18 +458,6 @@ def _read_into(raw: RawIOBase, buffer: memoryview, key: str) -> memoryview:
             raise IntegrityError(f"{key} is shorter than its size says", key=key)
         got += more
     return buffer
-
-
-def _cut(pieces: Sequence[Chunk], start: int, stop: int) -> list[Chunk]:
-    """Bytes ``[start, stop)`` of the concatenation of ``pieces``, slicing only pieces cut in two."""
-    kept: list[Chunk] = []
-    position = 0
-    for piece in pieces:
-        low, high = max(start - position, 0), min(stop - position, len(piece))
-        if low < high:
-            kept.append(piece if low == 0 and high == len(piece) else piece[low:high])
-        position += len(piece)
-    return kept
 
 
 async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
