@@ -11,12 +11,18 @@ from cargobay.storage.filesystem import FilesystemStore
 from tests.support.storage import StaticKeys
 
 
-@pytest.fixture(params=["filesystem", "encrypted", "encrypted-small-segments"])
+@pytest.fixture(params=["filesystem", "encrypted", "encrypted-threaded", "encrypted-small-segments"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    """Every driver, and the encryption wrapper over one; an S3 driver joins by adding a param."""
+    """Every driver, and the encryption wrapper over one; an S3 driver joins by adding a param.
+
+    The wrapper opens reads on the event loop while the page cache has them; "encrypted-threaded"
+    sends every read through its reader thread instead, so both paths pass the whole suite.
+    """
     driver: BlobStore = FilesystemStore(tmp_path / "store")
     if request.param == "encrypted":
         driver = EncryptedStore(driver, StaticKeys())
+    elif request.param == "encrypted-threaded":
+        driver = EncryptedStore(driver, StaticKeys(), inline_reads=False)
     elif request.param == "encrypted-small-segments":
         driver = EncryptedStore(driver, StaticKeys(), segment_size=4000)
     yield driver

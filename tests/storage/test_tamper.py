@@ -28,9 +28,12 @@ def key(oid: str, ns: str = NS_A) -> str:
     return f"{ns}/blobs/{oid[:2]}/{oid}"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[EncryptedStore]:
-    s = EncryptedStore(FilesystemStore(tmp_path), StaticKeys(), segment_size=SEGMENT)
+@pytest.fixture(params=[True, False], ids=["inline", "threaded"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EncryptedStore]:
+    """Both read paths: segments opened on the event loop, and in a reader thread."""
+    s = EncryptedStore(
+        FilesystemStore(tmp_path), StaticKeys(), segment_size=SEGMENT, inline_reads=request.param
+    )
     await fill(s, f"{NS_A}/uploads/ab01", DATA, chunk=700)
     await s.commit(f"{NS_A}/uploads/ab01", key("ab01"))
     await s.put(key("cd02"), OTHER)

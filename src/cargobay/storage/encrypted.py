@@ -5,10 +5,13 @@ of its namespace. The suffix keeps sealed objects apart from plaintext ones writ
 was switched on: those stay readable only while ``allow_plaintext`` says such data may exist, so that
 replacing a sealed object by a plaintext file is an error rather than a way to serve forged bytes.
 
-Segments are sealed and opened in a small thread pool, a few segments ahead of the consumer, so memory
-stays constant and the event loop never does crypto on large buffers. Every segment is authenticated
-before any of its bytes are yielded; a read that reaches the end of an object holds back its last
-segment until the final segment has proven the object complete.
+Segments are sealed in a small thread pool, a few segments ahead of the consumer, so memory stays
+constant. Reads are opened on the event loop while the ciphertext is in the page cache (``RWF_NOWAIT``
+reads, one such read per store, i.e. per process, at a time) and in a reader thread otherwise.
+Handing every segment from a thread to the loop cost 10-15% of an encrypted pull's CPU. On the loop,
+each segment's AES-GCM keeps it busy for about 0.3 ms per MiB; the loop never waits for the disk.
+Every segment is authenticated before any of its bytes are yielded; a read that reaches the end of
+an object holds back its last segment until the final segment has proven the object complete.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class EncryptedStore:
         *,
         allow_plaintext: bool = False,
         segment_size: int = SEGMENT_SIZE,
+        inline_reads: bool = True,
     ) -> None:
         if not OVERHEAD < segment_size < 2**31:
             raise ValueError("segment size out of range")
@@ -59,6 +63,10 @@ class EncryptedStore:
         self.allow_plaintext = allow_plaintext
         self.segment_size = segment_size
         self._header = header(segment_size)
+        # Whether a read may open its segments on the event loop (see the module docstring); off,
+        # or when the platform has no RWF_NOWAIT, every read goes through a reader thread.
+        self._inline_reads = inline_reads and hasattr(os, "RWF_NOWAIT")
+        self._inline_busy = False
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="crypto")
 
     # -- committed objects ------------------------------------------------------------------
@@ -212,44 +220,73 @@ class EncryptedStore:
             return
         cipher = await self._cipher(key)
         read = _Read(key, sealed_key, not finished, cipher, layout, plan, offset, end)
-        async for piece in iterate_in_thread(lambda: self._decrypted(read), depth=_LOOKAHEAD + 2):
-            yield piece
+        opening = _Opening(read, self.segment_size, self._header)
+        if self._inline_reads and not self._inline_busy:
+            stream = self._opened_inline(opening)
+        else:
+            stream = self._opened_in_thread(opening)
+        async with closing(stream):
+            async for piece in stream:
+                yield piece
 
-    def _decrypted(self, read: _Read) -> Iterator[Chunk]:
-        """Read and open the planned segments in this (worker) thread, exact sizes at a time.
+    def _opened_in_thread(self, opening: _Opening) -> AsyncIterator[Chunk]:
+        return iterate_in_thread(lambda: self._decrypted(opening), depth=_LOOKAHEAD + 2)
 
-        Every segment is authenticated before any of its bytes are yielded; a read that reaches the
-        last data segment holds its bytes back until the final segment has proven the object whole.
+    async def _opened_inline(self, opening: _Opening) -> AsyncIterator[Chunk]:
+        """Open segments on the event loop while their ciphertext is in the page cache.
+
+        One such read at a time per store (so per process): it bounds how long the loop is kept
+        busy, and concurrent reads still spread their AES over cores in reader threads. The first
+        segment that is not (or only partly) cached hands the rest of the read to a reader thread,
+        which reads ahead from the disk: the loop never waits for a disk.
         """
-        layout, key = read.layout, read.key
-        first = read.plan[0]
-        if first:  # the range starts further in: the header is read where it lies
-            with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
-                self._read_header(raw, key)
-        held: Chunk | None = None
-        buffers = BufferPool(self.segment_size + OVERHEAD)
-        with self.inner.open_raw(
-            read.sealed_key, layout.offset(first) if first else 0, staged=read.staged
-        ) as raw:
-            if not first:
-                self._read_header(raw, key)
-            for index in read.plan:
-                sealed = _read_into(raw, buffers.take(layout.sealed_length(index)), key)
-                try:
-                    plain = read.cipher.open_in_place(index, index == layout.segments, sealed)
-                except IntegrityError as exc:
-                    raise IntegrityError(f"{key}: {exc}", key=key) from None
-                if index == layout.segments:
-                    continue
-                base = index * self.segment_size
-                low, high = max(read.start - base, 0), min(read.end - base, len(plain))
-                piece = plain if low == 0 and high == len(plain) else plain[low:high]
-                if index == layout.segments - 1 and read.plan[-1] == layout.segments:
-                    held = piece
-                else:
+        read = opening.read
+        self._inline_busy = True
+        try:
+            raw = await asyncio.to_thread(self.inner.open_raw, read.sealed_key, 0, staged=read.staged)
+            with raw:
+                fd = _fileno(raw)
+                head = bytearray(HEADER_SIZE)
+                cached = _read_cached(fd, head, 0)
+                if cached:
+                    opening.check_header(head)
+                for position, index in enumerate(read.plan if cached else ()):
+                    sealed = opening.buffers.take(read.layout.sealed_length(index))
+                    if not _read_cached(fd, sealed, read.layout.offset(index)):
+                        opening.plan = read.plan[position:]
+                        cached = False
+                        break
+                    piece = opening.open(index, sealed)
+                    if piece is not None:
+                        yield piece
+        finally:
+            self._inline_busy = False
+        if not cached:
+            async with closing(self._opened_in_thread(opening)) as rest:
+                async for piece in rest:
                     yield piece
-        if held is not None:
-            yield held
+        elif opening.held is not None:
+            yield opening.held
+
+    def _decrypted(self, opening: _Opening) -> Iterator[Chunk]:
+        """Read and open the planned segments in this (worker) thread, exact sizes at a time."""
+        read, plan = opening.read, opening.plan
+        first = plan[0]
+        checked = opening.header_checked
+        if first and not checked:  # the range starts further in: the header is read where it lies
+            with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
+                opening.check_header(_read_into(raw, memoryview(bytearray(HEADER_SIZE)), read.key))
+        start = read.layout.offset(first) if first or checked else 0
+        with self.inner.open_raw(read.sealed_key, start, staged=read.staged) as raw:
+            if not first and not checked:
+                opening.check_header(_read_into(raw, memoryview(bytearray(HEADER_SIZE)), read.key))
+            for index in plan:
+                sealed = _read_into(raw, opening.buffers.take(read.layout.sealed_length(index)), read.key)
+                piece = opening.open(index, sealed)
+                if piece is not None:
+                    yield piece
+        if opening.held is not None:
+            yield opening.held
 
     async def _read_plaintext(
         self, key: str, offset: int, length: int | None, finished: bool
@@ -270,10 +307,6 @@ class EncryptedStore:
         if len(data) != length:
             raise IntegrityError(f"{sealed_key} is shorter than its size says", key=sealed_key)
         return data
-
-    def _read_header(self, raw: RawIOBase, key: str) -> None:
-        if _read_into(raw, memoryview(bytearray(HEADER_SIZE)), key) != self._header:
-            raise IntegrityError(f"{key} does not start with the expected header", key=key)
 
     # -- writing ----------------------------------------------------------------------------
     async def _append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
@@ -447,6 +480,68 @@ class _Read:
     plan: list[int]
     start: int
     end: int
+
+
+class _Opening:
+    """Where one planned read stands: the segments still to open and the piece held back.
+
+    Segments are authenticated one by one; a read that reaches the last data segment holds its
+    bytes back until the final segment has proven the object whole. The state carries over when
+    a read that began on the event loop moves to a reader thread.
+    """
+
+    def __init__(self, read: _Read, segment_size: int, header: bytes) -> None:
+        self.read = read
+        self.segment_size = segment_size
+        self.header = header
+        self.plan = read.plan
+        self.header_checked = False
+        self.held: Chunk | None = None
+        self.buffers = BufferPool(segment_size + OVERHEAD)
+
+    def check_header(self, data: bytes | bytearray | memoryview) -> None:
+        if data != self.header:
+            key = self.read.key
+            raise IntegrityError(f"{key} does not start with the expected header", key=key)
+        self.header_checked = True
+
+    def open(self, index: int, sealed: memoryview) -> Chunk | None:
+        """The plaintext of segment ``index`` to hand on now (None: nothing, or held back)."""
+        read, layout = self.read, self.read.layout
+        try:
+            plain = read.cipher.open_in_place(index, index == layout.segments, sealed)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{read.key}: {exc}", key=read.key) from None
+        if index == layout.segments:
+            return None
+        base = index * self.segment_size
+        low, high = max(read.start - base, 0), min(read.end - base, len(plain))
+        piece = plain if low == 0 and high == len(plain) else plain[low:high]
+        if index == layout.segments - 1 and read.plan[-1] == layout.segments:
+            self.held = piece
+            return None
+        return piece
+
+
+def _read_cached(fd: int | None, buffer: bytearray | memoryview, offset: int) -> bool:
+    """Fill ``buffer`` from ``offset`` if the page cache holds all of it, without blocking.
+
+    False when any of it would have to come from the disk, or when there is no file to ask: the
+    caller then reads it in a thread, where a short object is reported as such.
+    """
+    if fd is None:
+        return False
+    try:
+        return os.preadv(fd, [buffer], offset, os.RWF_NOWAIT) == len(buffer)
+    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT for this file
+        return False
+
+
+def _fileno(raw: RawIOBase) -> int | None:
+    try:
+        return raw.fileno()
+    except OSError:  # io.UnsupportedOperation too: a driver's reader need not be a file
+        return None
 
 
 def _read_into(raw: RawIOBase, buffer: memoryview, key: str) -> memoryview:
