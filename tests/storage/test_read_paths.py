@@ -4,6 +4,8 @@ read that starts while another is open on the loop. Each path yields the same by
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -189,3 +191,29 @@ async def test_a_missing_object_is_not_found_on_either_path(tmp_path: Path) -> N
         with pytest.raises(encrypted.ObjectNotFound):
             await read_all(s.reader(KEY))
         await s.close()
+
+
+async def test_a_read_on_the_loop_lets_other_tasks_run_between_segments(
+    store: EncryptedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer that never suspends (a socket that takes every write) must not keep the loop
+    to itself for a whole blob: other requests get a turn after every segment."""
+    threads = Threads(store, monkeypatch)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    seen = []
+    try:
+        async for _chunk in store.reader(KEY):
+            seen.append(ticks)
+    finally:
+        task.cancel()
+    assert threads.count == 0
+    assert len(seen) == 5
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen))
