@@ -153,6 +153,17 @@ def comparisons() -> list[Comparison]:
 
 
 EXTRAS = [
+    *[
+        ("encryption", f"GET /v2/ {stat} latency, {when}", subject)
+        for subject in (CARGOBAY_ENC_ON, CARGOBAY_ENC_OFF, REFERENCE)
+        for stat, when in (
+            ("p50", "idle"),
+            ("p99", "idle"),
+            ("p50", "during a pull"),
+            ("p99", "during a pull"),
+            ("max", "during a pull"),
+        )
+    ],
     ("blob", "push stream", CEILING),
     ("blob", "push put", CEILING),
     ("blob", "push post", CEILING),

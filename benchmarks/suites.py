@@ -1,4 +1,5 @@
-"""The measurements: 1 GiB blob push/pull (+ peak RSS), 200-layer image, manifest GET, encryption.
+"""The measurements: 1 GiB blob push/pull (+ peak RSS), 200-layer image, manifest GET, encryption
+(+ the latency of small requests to the same server while a pull runs).
 
 Every measurement starts its server fresh, and each repeat alternates which server goes first, so
 slow drift of the shared machine does not favour one side. Before each timed upload the page cache
@@ -7,11 +8,15 @@ is flushed to disk (``os.sync``) so one run's writeback does not land in the nex
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import statistics
 import subprocess
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -192,6 +197,41 @@ class Bench:
                         plain = stored_in_plaintext(server.data_dir, blob)
                         add(section, "blob stored in plaintext", subject, repeat, float(plain), "bool")
                         self.o.log(f"  stored blob readable as plaintext: {plain}")
+                    self._latency_during_pull(server, subject, section, repeat, blob)
+
+    def _latency_during_pull(
+        self, server: Server, subject: str, section: str, repeat: int, blob: Blob
+    ) -> None:
+        """``GET /v2/`` every 5 ms on one connection, while the server is idle and during a pull.
+
+        Where the server does a pull's work on its event loop, this is what its other requests pay.
+        """
+        repo = self.repo(server, "big-stream")
+        auth = server.authorization(repo)
+        idle = probe_latency(server.url, auth, lambda: False, requests=100)
+        done = threading.Event()
+
+        def pull() -> None:
+            try:
+                self.client.pull(server.url, repo, blob.digest, blob.size, auth)
+            finally:
+                done.set()
+
+        puller = threading.Thread(target=pull)
+        puller.start()
+        try:
+            busy = probe_latency(server.url, auth, done.is_set)
+        finally:
+            puller.join()
+        add = self.results.add
+        for label, sample in (("idle", idle), ("during a pull", busy)):
+            add(section, f"GET /v2/ p50 latency, {label}", subject, repeat, sample.p50, "ms")
+            add(section, f"GET /v2/ p99 latency, {label}", subject, repeat, sample.p99, "ms")
+        add(section, "GET /v2/ max latency, during a pull", subject, repeat, busy.max, "ms")
+        self.o.log(
+            f"  GET /v2/ idle p50 {idle.p50:.2f} p99 {idle.p99:.2f} ms; during a pull p50 {busy.p50:.2f}"
+            f" p99 {busy.p99:.2f} max {busy.max:.2f} ms ({busy.count} requests)"
+        )
 
     # -- 200-layer image -------------------------------------------------------------------------
     def layers(self, image: Image) -> None:
@@ -301,6 +341,41 @@ class Bench:
                         f"get: {subject} repeat {repeat}: {load.non_2xx} non-2xx responses, "
                         f"{load.socket_errors} socket errors (req/s counts them)"
                     )
+
+
+@dataclass(frozen=True)
+class Latency:
+    count: int
+    p50: float
+    p99: float
+    max: float
+
+
+def probe_latency(
+    url: str, authorization: str | None, stop: Callable[[], bool], requests: int = 0, gap: float = 0.005
+) -> Latency:
+    """Sequential ``GET /v2/`` on one keep-alive connection, ``gap`` apart, until ``stop()`` says so
+    (or ``requests`` were made); every answer must be a 200."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    headers = {"Authorization": authorization} if authorization else {}
+    times: list[float] = []
+    try:
+        while not stop() and (not requests or len(times) < requests):
+            started = time.perf_counter()
+            connection.request("GET", "/v2/", headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {url}/v2/: {response.status}")
+            times.append((time.perf_counter() - started) * 1e3)
+            time.sleep(gap)
+    finally:
+        connection.close()
+    if not times:
+        raise RuntimeError(f"GET {url}/v2/: no request completed while probing")
+    cuts = statistics.quantiles(times, n=100, method="inclusive") if len(times) > 1 else times * 99
+    return Latency(len(times), statistics.median(times), cuts[98], max(times))
 
 
 def check_manifest_get(url: str, headers: dict[str, str], digest: str) -> None:
