@@ -221,7 +221,7 @@ class EncryptedStore:
             return
         cipher = await self._cipher(key)
         read = _Read(key, sealed_key, not finished, cipher, layout, plan, offset, end)
-        opening = _Opening(read, self.segment_size, self._header)
+        opening = _Opening(read, self._header)
         if self._inline_reads and not self._inline_busy:
             stream = self._opened_inline(opening)
         else:
@@ -241,31 +241,28 @@ class EncryptedStore:
         segment that is not (or only partly) cached hands the rest of the read to a reader thread,
         which reads ahead from the disk: the loop never waits for a disk.
         """
-        read = opening.read
+        read, layout = opening.read, opening.read.layout
         self._inline_busy = True
         try:
             raw = await asyncio.to_thread(self.inner.open_raw, read.sealed_key, 0, staged=read.staged)
             with raw:
                 fd = _fileno(raw)
                 head = bytearray(HEADER_SIZE)
-                cached = _read_cached(fd, head, 0)
-                if cached:
+                if _read_cached(fd, head, 0):
                     opening.check_header(head)
-                for position, index in enumerate(read.plan if cached else ()):
-                    sealed = opening.buffers.take(read.layout.sealed_length(index))
-                    if not _read_cached(fd, sealed, read.layout.offset(index)):
-                        opening.plan = read.plan[position:]
-                        cached = False
-                        break
-                    piece = opening.open(index, sealed)
-                    if piece is not None:
-                        yield piece
-                    # A consumer whose socket takes every write never suspends, and the loop would
-                    # serve nothing else until the read ends: give other requests a turn.
-                    await asyncio.sleep(0)
+                    for index in opening.remaining():
+                        sealed = opening.buffers.take(layout.sealed_length(index))
+                        if not _read_cached(fd, sealed, layout.offset(index)):
+                            break
+                        piece = opening.open(index, sealed)
+                        if piece is not None:
+                            yield piece
+                        # A consumer whose socket takes every write never suspends, and the loop
+                        # would serve nothing else until the read ends: give other requests a turn.
+                        await asyncio.sleep(0)
         finally:
             self._inline_busy = False
-        if not cached:
+        if opening.remaining():  # not all of it was cached: a reader thread does the rest
             async with closing(self._opened_in_thread(opening)) as rest:
                 async for piece in rest:
                     yield piece
@@ -274,15 +271,15 @@ class EncryptedStore:
 
     def _decrypted(self, opening: _Opening) -> Iterator[Chunk]:
         """Read and open the planned segments in this (worker) thread, exact sizes at a time."""
-        read, plan = opening.read, opening.plan
+        read, plan = opening.read, opening.remaining()
         first = plan[0]
-        checked = opening.header_checked
-        if first and not checked:  # the range starts further in: the header is read where it lies
+        header_next = not opening.header_checked and not first  # it lies right before segment 0
+        if not opening.header_checked and first:  # the range starts further in: read it where it lies
             with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
                 opening.check_header(_read_into(raw, memoryview(bytearray(HEADER_SIZE)), read.key))
-        start = read.layout.offset(first) if first or checked else 0
+        start = 0 if header_next else read.layout.offset(first)
         with self.inner.open_raw(read.sealed_key, start, staged=read.staged) as raw:
-            if not first and not checked:
+            if header_next:
                 opening.check_header(_read_into(raw, memoryview(bytearray(HEADER_SIZE)), read.key))
             for index in plan:
                 sealed = _read_into(raw, opening.buffers.take(read.layout.sealed_length(index)), read.key)
@@ -396,10 +393,7 @@ class EncryptedStore:
         """The plaintext of the lone non-final segment ``index`` (for appends and truncates)."""
 
         def job() -> bytes:
-            try:
-                return bytes(cipher.open_in_place(index, False, bytearray(sealed)))
-            except IntegrityError as exc:
-                raise IntegrityError(f"{key}: {exc}", key=key) from None
+            return bytes(_open_segment(cipher, key, index, False, bytearray(sealed)))
 
         return job
 
@@ -494,14 +488,13 @@ class _Opening:
     a read that began on the event loop moves to a reader thread.
     """
 
-    def __init__(self, read: _Read, segment_size: int, header: bytes) -> None:
+    def __init__(self, read: _Read, header: bytes) -> None:
         self.read = read
-        self.segment_size = segment_size
         self.header = header
-        self.plan = read.plan
+        self.opened = 0  # how many segments of the plan were opened
         self.header_checked = False
         self.held: Chunk | None = None
-        self.buffers = BufferPool(segment_size + OVERHEAD)
+        self.buffers = BufferPool(read.layout.segment_size + OVERHEAD)
 
     def check_header(self, data: bytes | bytearray | memoryview) -> None:
         if data != self.header:
@@ -509,22 +502,34 @@ class _Opening:
             raise IntegrityError(f"{key} does not start with the expected header", key=key)
         self.header_checked = True
 
+    def remaining(self) -> list[int]:
+        return self.read.plan[self.opened :]
+
     def open(self, index: int, sealed: memoryview) -> Chunk | None:
-        """The plaintext of segment ``index`` to hand on now (None: nothing, or held back)."""
+        """The plaintext of segment ``index``, the next of the plan, to hand on now (None: nothing,
+        or held back)."""
         read, layout = self.read, self.read.layout
-        try:
-            plain = read.cipher.open_in_place(index, index == layout.segments, sealed)
-        except IntegrityError as exc:
-            raise IntegrityError(f"{read.key}: {exc}", key=read.key) from None
+        plain = _open_segment(read.cipher, read.key, index, index == layout.segments, sealed)
+        self.opened += 1
         if index == layout.segments:
             return None
-        base = index * self.segment_size
+        base = index * layout.segment_size
         low, high = max(read.start - base, 0), min(read.end - base, len(plain))
         piece = plain if low == 0 and high == len(plain) else plain[low:high]
         if index == layout.segments - 1 and read.plan[-1] == layout.segments:
             self.held = piece
             return None
         return piece
+
+
+def _open_segment(
+    cipher: ObjectCipher, key: str, index: int, last: bool, sealed: bytearray | memoryview
+) -> memoryview:
+    """``ObjectCipher.open_in_place``, with a failure naming the object."""
+    try:
+        return cipher.open_in_place(index, last, sealed)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{key}: {exc}", key=key) from None
 
 
 def _read_cached(fd: int | None, buffer: bytearray | memoryview, offset: int) -> bool:
