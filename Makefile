@@ -5,17 +5,23 @@ BIN := $(VENV)/bin
 CACHE ?= $(CURDIR)/.cache
 export CARGOBAY_CACHE_DIR ?= $(CACHE)
 
-.PHONY: install install-test peers peers-test run test test-fast lint bench clean
+.PHONY: venv install install-test peers peers-test run test test-fast lint bench clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+# Dependencies install at the versions in constraints.txt, so a fresh clone gets what the suite passed with.
+PIP := $(BIN)/python -m pip
+PIP_INSTALL := $(PIP) install -q -c constraints.txt
 
-install: $(BIN)/python
-	$(BIN)/pip install -q -e .
+# A venv left half-made (an interrupted first run: no working python or pip) is made again.
+venv:
+	@if ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && $(PIP) install -q --upgrade pip; \
+	fi
 
-install-test: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+install: venv
+	$(PIP_INSTALL) -e .
+
+install-test: venv
+	$(PIP_INSTALL) -e '.[test]'
 
 # Everything: the test peers plus the reference registry v3.1.1 the benchmarks compare against.
 peers:
