@@ -212,7 +212,7 @@ def registry_create(
     from sqlalchemy import select
 
     from cargobay.db.models import Contract
-    from cargobay.domain.errors import ApiError
+    from cargobay.domain.errors import DomainError
     from cargobay.services import registries
 
     settings = _settings(data_dir)
@@ -238,7 +238,7 @@ def registry_create(
         registry_id = runtime.db.write_sync(work)
     except registries.RegistryNameTaken:
         _fail(f"registry name {name!r} is taken")
-    except (ValueError, ApiError) as exc:
+    except (ValueError, DomainError) as exc:
         _fail(str(exc))
     public = settings.public_url.split("://", 1)[-1].rstrip("/") if settings.public_url else settings.listen
     typer.echo(f"registry {name} ({registry_id})")

@@ -22,7 +22,7 @@ from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import ApiToken, Membership, User
 from cargobay.db.types import utcnow
-from cargobay.domain.errors import BadRequest, Forbidden, Unauthorized
+from cargobay.domain.errors import InvalidInput, PermissionDenied, Unauthenticated
 
 AUDIENCE = "containerregistries"
 ISSUER = "cargobay-management"
@@ -87,7 +87,9 @@ def parse_contract_header(value: str | None) -> int | None:
         return None
     text = value.strip()
     if not text.isdigit() or not text.isascii() or len(text) > 18:
-        raise BadRequest(f"X-Contract-Number must be a contract number (digits), got {value[:40]!r}")
+        raise InvalidInput(
+            f"must be a contract number (digits), got {value[:40]!r}", field="X-Contract-Number"
+        )
     return int(text)
 
 
@@ -106,14 +108,14 @@ class ManagementAuthenticator:
         if bearer is not None:
             claims = self.signer.verify(bearer)
             if claims is None:
-                raise Unauthorized("the bearer token is invalid or expired")
+                raise Unauthenticated("the bearer token is invalid or expired")
             return await self.db.read(_bearer_caller, claims, contract)
         basic = credentials.parse_basic(authorization)
         if basic is None:
-            raise Unauthorized(_MISSING)
+            raise Unauthenticated(_MISSING)
         username, password = basic
         if not credentials.is_user_login(username):
-            raise Unauthorized(
+            raise Unauthenticated(
                 "the management API needs a user@domain login (registry tokens are for docker)"
             )
         return await self.db.read(_basic_caller, username, password, contract)
@@ -122,7 +124,7 @@ class ManagementAuthenticator:
 def _basic_caller(session: Session, email: str, password: str, contract: int | None) -> Caller:
     principal = credentials.authenticate_user(session, email, password)
     if principal is None:
-        raise Unauthorized("invalid username or password")
+        raise Unauthenticated("invalid username or password")
     if contract is not None and contract != principal.contract_number:
         principal = _in_contract(session, principal.user_id, principal.email, contract)
     return Caller(principal)
@@ -131,10 +133,10 @@ def _basic_caller(session: Session, email: str, password: str, contract: int | N
 def _bearer_caller(session: Session, claims: ManagementClaims, contract: int | None) -> Caller:
     row = session.get(ApiToken, claims.token_id)
     if row is None or row.user_id != claims.user_id or row.expires_at <= utcnow():
-        raise Unauthorized("the bearer token was revoked or has expired")
+        raise Unauthenticated("the bearer token was revoked or has expired")
     user = session.get(User, claims.user_id)
     if user is None:
-        raise Unauthorized("the bearer token's user no longer exists")
+        raise Unauthenticated("the bearer token's user no longer exists")
     principal = _in_contract(session, user.id, user.email, contract or claims.contract_number)
     return Caller(principal, row.id)
 
@@ -144,5 +146,5 @@ def _in_contract(session: Session, user_id: str, email: str, contract: int) -> U
         select(Membership).where(Membership.user_id == user_id, Membership.contract_number == contract)
     )
     if membership is None:
-        raise Forbidden(f"user {email} is not a member of contract {contract}")
+        raise PermissionDenied(f"user {email} is not a member of contract {contract}")
     return UserPrincipal(user_id, email, contract, membership.role, membership.manage_registry)

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
 
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput
 
 MAX_ENTRIES = 25
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -17,21 +17,23 @@ def parse_network(value: str) -> Network:
     return ipaddress.ip_network(value.strip(), strict=False)
 
 
-def validate_allowlist(raw: object, field: str = "properties.apiSubnetAllowList") -> list[str]:
+def validate_allowlist(raw: object, field: str = "apiSubnetAllowList") -> list[str]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise BadRequest(f"{field} must be an array of IP addresses or CIDR networks")
+        raise InvalidInput("must be an array of IP addresses or CIDR networks", field=field)
     if len(raw) > MAX_ENTRIES:
-        raise BadRequest(f"{field} has {len(raw)} entries; at most {MAX_ENTRIES} are allowed")
+        raise InvalidInput(f"has {len(raw)} entries; at most {MAX_ENTRIES} are allowed", field=field)
     result: list[str] = []
     for i, item in enumerate(raw):
         if not isinstance(item, str):
-            raise BadRequest(f"{field}[{i}] must be a string")
+            raise InvalidInput("must be a string", field=f"{field}[{i}]")
         try:
             parse_network(item)
         except ValueError:
-            raise BadRequest(f"{field}[{i}] {item!r} is not an IPv4/IPv6 address or CIDR network") from None
+            raise InvalidInput(
+                f"{item!r} is not an IPv4/IPv6 address or CIDR network", field=f"{field}[{i}]"
+            ) from None
         result.append(item.strip())
     return result
 

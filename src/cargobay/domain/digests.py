@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import InvalidDigest
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
 # image-spec: algorithm-component ::= [a-z0-9]+, separators [+._-]; encoded ::= [a-zA-Z0-9=_-]+
@@ -31,18 +31,16 @@ class Digest:
 
     @classmethod
     def parse(cls, value: str) -> Digest:
-        """Parse and validate; raise ``DIGEST_INVALID`` for anything malformed or unsupported."""
+        """Parse and validate; raise ``InvalidDigest`` for anything malformed or unsupported."""
         match = _DIGEST_RE.match(value)
         if match is None:
-            raise RegistryError(OciCode.DIGEST_INVALID, "invalid digest", {"digest": value[:200]})
+            raise InvalidDigest(value)
         algorithm, encoded = match.groups()
         length = _HEX_LENGTH.get(algorithm)
         if length is None:
-            raise RegistryError(
-                OciCode.DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}", {"digest": value[:200]}
-            )
+            raise InvalidDigest(value, f"unsupported digest algorithm {algorithm!r}")
         if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
-            raise RegistryError(OciCode.DIGEST_INVALID, "invalid digest", {"digest": value[:200]})
+            raise InvalidDigest(value)
         return cls(algorithm, encoded)
 
     @classmethod
@@ -59,5 +57,5 @@ def is_digest(value: str) -> bool:
 
 def new_hasher(algorithm: str) -> Hasher:
     if algorithm not in _HEX_LENGTH:
-        raise RegistryError(OciCode.DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}")
+        raise InvalidDigest(algorithm, f"unsupported digest algorithm {algorithm!r}")
     return hashlib.new(algorithm)

@@ -1,12 +1,17 @@
-"""Every error code of the product, once, with its HTTP status.
+"""Every error of the product, once: the OCI error codes, and the domain errors that carry data.
 
-Registry (OCI distribution-spec) codes render as ``{"errors": [{code, message, detail}]}``;
-management-API errors render as the IONOS body ``{httpStatus, messages: [{errorCode, message}]}``.
-Handlers raise; one place per HTTP layer renders.
+Domain code and services raise ``DomainError`` subclasses in the product's own terms (which digest,
+which field, which offset); they never name an HTTP status, header or wire field path. Each HTTP
+layer maps them to its wire format in one place: ``registry/http.py`` to the OCI error body
+``{"errors": [{code, message, detail}]}``, ``management/errors.py`` to the IONOS body
+``{httpStatus, messages: [{errorCode, message}]}`` (distribution's errcode registry, Quay's exceptions).
+``RegistryError`` is the OCI wire error itself, raised only inside the registry layer.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from enum import Enum, unique
 from typing import Any
 
@@ -46,7 +51,7 @@ class OciCode(Enum):
 
 
 class RegistryError(Exception):
-    """An error of the /v2/ API; ``status`` overrides the code's default status when set."""
+    """An error of the /v2/ API as the client sees it; ``status`` overrides the code's default."""
 
     def __init__(
         self,
@@ -65,36 +70,161 @@ class RegistryError(Exception):
         self.headers = headers or {}
 
 
-class ApiError(Exception):
-    """An error of the management API (IONOS error body)."""
-
-    def __init__(self, status: int, message: str, error_code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_code = error_code or str(status)
+# -- domain errors ---------------------------------------------------------------------------------
 
 
-class BadRequest(ApiError):
-    def __init__(self, message: str, error_code: str = "400") -> None:
-        super().__init__(400, message, error_code)
+class DomainError(Exception):
+    """A broken rule. ``field`` names the offending input, relative to what was validated (a wire
+    layer puts it under its own path with ``fields_under``); the message is ``field reason``."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(reason)
+
+    @property
+    def message(self) -> str:
+        return f"{self.field} {self.reason}" if self.field else self.reason
+
+    def __str__(self) -> str:
+        return self.message
 
 
-class NotFound(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(404, message, "404")
+def field_path(prefix: str, field: str) -> str:
+    """``properties`` + ``days[0]`` -> ``properties.days[0]``; ``scopes`` + ``[0]`` -> ``scopes[0]``."""
+    if not prefix:
+        return field
+    return prefix + field if field.startswith("[") else f"{prefix}.{field}"
 
 
-class Conflict(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(409, message, "409")
+@contextlib.contextmanager
+def fields_under(prefix: str) -> Iterator[None]:
+    """Errors raised inside name their field under ``prefix`` (the wire path of the validated part)."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.field is not None:
+            exc.field = field_path(prefix, exc.field)
+        raise
 
 
-class Unauthorized(ApiError):
-    def __init__(self, message: str = "authentication required") -> None:
-        super().__init__(401, message, "401")
+class InvalidInput(DomainError):
+    """A value breaks a rule (400 on every API)."""
 
 
-class Forbidden(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(403, message, "403")
+class NotFound(DomainError):
+    """The thing does not exist, or not for this caller (another tenant's data does not exist)."""
+
+    def __init__(self, kind: str, ident: str, reason: str | None = None) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(reason or f"{kind} {ident} not found")
+
+
+class Conflict(DomainError):
+    """The change collides with what is stored (a name in use, an id of another resource)."""
+
+
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this."""
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that are wrong, expired or revoked."""
+
+
+# -- content of the registry API --
+
+
+class InvalidDigest(InvalidInput):
+    def __init__(self, value: str, reason: str = "invalid digest", *, field: str | None = None) -> None:
+        self.value = value
+        super().__init__(reason, field=field)
+
+
+class DigestMismatch(DomainError):
+    """Content does not hash to the digest the client named."""
+
+    def __init__(self, expected: str, actual: str, reason: str = "content does not match the digest") -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(reason)
+
+
+class InvalidName(InvalidInput):
+    """Not a repository name of the distribution-spec grammar."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__("invalid repository name")
+
+
+class InvalidTag(InvalidInput):
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        super().__init__("invalid tag")
+
+
+class InvalidManifest(InvalidInput):
+    def __init__(self, reason: str, detail: Any = None) -> None:
+        self.detail = detail
+        super().__init__(reason)
+
+
+class TooLarge(InvalidInput):
+    def __init__(self, reason: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(reason)
+
+
+class InvalidUpload(InvalidInput):
+    """An upload's bytes do not add up (lengths, a client gone mid-body)."""
+
+
+class RangeMismatch(InvalidUpload):
+    """A chunk does not continue the upload where it stands; ``offset`` is its current size."""
+
+    def __init__(self, upload_id: str, offset: int, reason: str, *, report_offset: bool = True) -> None:
+        self.upload_id = upload_id
+        self.offset = offset
+        self.report_offset = report_offset
+        super().__init__(reason)
+
+
+class BlobUnknown(NotFound):
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+        super().__init__("blob", digest, "blob unknown to registry")
+
+
+class ManifestUnknown(NotFound):
+    def __init__(self, reference: str, reason: str = "manifest unknown") -> None:
+        self.reference = reference
+        super().__init__("manifest", reference, reason)
+
+
+class UploadUnknown(NotFound):
+    def __init__(self, upload_id: str) -> None:
+        self.upload_id = upload_id
+        super().__init__("upload", upload_id, "upload unknown")
+
+
+class RepositoryUnknown(NotFound):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__("repository", name, "repository name not known to registry")
+
+
+class ManifestBlobUnknown(InvalidInput):
+    """A pushed manifest names a blob the repository does not hold."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+        super().__init__("blob unknown to registry")
+
+
+class ManifestChildUnknown(ManifestUnknown):
+    """A pushed index names a manifest the repository does not hold."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(digest, "manifest references an unknown manifest")

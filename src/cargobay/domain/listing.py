@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # int32, as the API documents offsets; larger values overflow databases
@@ -59,13 +59,15 @@ def parse_digits(raw: str | None, name: str, default: int, minimum: int, maximum
         return default
     text = raw.strip()
     if not text.isdigit() or not text.isascii():
-        raise BadRequest(f"{name} must be a whole number between {minimum} and {maximum}, got {raw[:40]!r}")
+        raise InvalidInput(
+            f"must be a whole number between {minimum} and {maximum}, got {raw[:40]!r}", field=name
+        )
     return check_range(int(text), name, minimum, maximum)
 
 
 def check_range(value: int, name: str, minimum: int, maximum: int) -> int:
     if not minimum <= value <= maximum:
-        raise BadRequest(f"{name} must be between {minimum} and {maximum}, got {value}")
+        raise InvalidInput(f"must be between {minimum} and {maximum}, got {value}", field=name)
     return value
 
 
@@ -73,7 +75,7 @@ def parse_order(raw: str | None, allowed: tuple[str, ...], default: str) -> tupl
     """(key, descending) of an ``orderBy`` value such as ``-lastPush``."""
     value = default if raw is None or raw == "" else raw
     if value not in allowed:
-        raise BadRequest(f"orderBy {raw!r} is not supported; use one of {', '.join(allowed)}")
+        raise InvalidInput(f"{raw!r} is not supported; use one of {', '.join(allowed)}", field="orderBy")
     return value.lstrip("-"), value.startswith("-")
 
 
@@ -84,7 +86,7 @@ def parse_severities(raw: str | None, name: str) -> frozenset[str] | None:
     values = [v.strip().lower() for v in raw.split(",")]
     for value in values:
         if value not in SEVERITIES:
-            raise BadRequest(f"{name} {value!r} is not a severity; use {', '.join(SEVERITIES)}")
+            raise InvalidInput(f"{value!r} is not a severity; use {', '.join(SEVERITIES)}", field=name)
     return frozenset(values)
 
 
@@ -92,7 +94,7 @@ def parse_bool(raw: str | None, name: str) -> bool | None:
     if raw is None or raw == "":
         return None
     if raw not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false, got {raw[:40]!r}")
+        raise InvalidInput(f"must be true or false, got {raw[:40]!r}", field=name)
     return raw == "true"
 
 
@@ -110,5 +112,5 @@ def decode_cursor(token: str | None) -> str | None:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         text = ""
     if not text.startswith("n:"):
-        raise BadRequest("pagination.token is not a token returned by a previous page")
+        raise InvalidInput("is not a token returned by a previous page", field="pagination.token")
     return text[2:]

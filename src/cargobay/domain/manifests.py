@@ -8,7 +8,7 @@ from typing import Any
 
 from cargobay.domain import mediatypes
 from cargobay.domain.digests import Digest
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import InvalidDigest, InvalidManifest, TooLarge
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
@@ -51,8 +51,8 @@ class ParsedManifest:
         return None
 
 
-def _invalid(message: str, detail: Any = None) -> RegistryError:
-    return RegistryError(OciCode.MANIFEST_INVALID, message, detail)
+def _invalid(message: str, detail: Any = None) -> InvalidManifest:
+    return InvalidManifest(message, detail)
 
 
 def _descriptor(raw: Any, where: str) -> Descriptor:
@@ -69,8 +69,8 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
         raise _invalid(f"{where}.size must be a non-negative integer")
     try:
         parsed = Digest.parse(digest)
-    except RegistryError as exc:
-        raise RegistryError(OciCode.DIGEST_INVALID, f"{where}.digest: {exc.message}", exc.detail) from None
+    except InvalidDigest as exc:
+        raise InvalidDigest(digest, exc.reason, field=f"{where}.digest") from None
     artifact_type = raw.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _invalid(f"{where}.artifactType must be a string")
@@ -103,9 +103,7 @@ def _descriptor_list(body: dict[str, Any], key: str, required: bool) -> tuple[De
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     """Validate a manifest as pushed; the media type comes from ``Content-Type`` or the body."""
     if len(body) > MAX_MANIFEST_BYTES:
-        raise RegistryError(
-            OciCode.SIZE_INVALID, "manifest exceeds 4 MiB", {"limit": MAX_MANIFEST_BYTES}, status=413
-        )
+        raise TooLarge("manifest exceeds 4 MiB", MAX_MANIFEST_BYTES)
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

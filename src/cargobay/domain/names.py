@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cargobay.domain.errors import BadRequest, OciCode, RegistryError
+from cargobay.domain.errors import InvalidInput, InvalidName, InvalidTag
 
 # distribution-spec: <name> ::= [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
@@ -21,7 +21,7 @@ def is_repository_name(name: str) -> bool:
 
 def check_repository_name(name: str) -> str:
     if not is_repository_name(name):
-        raise RegistryError(OciCode.NAME_INVALID, "invalid repository name", {"name": name[:300]})
+        raise InvalidName(name)
     return name
 
 
@@ -31,7 +31,7 @@ def is_tag(value: str) -> bool:
 
 def check_tag(value: str) -> str:
     if not is_tag(value):
-        raise RegistryError(OciCode.TAG_INVALID, "invalid tag", {"tag": value[:200]}, status=400)
+        raise InvalidTag(value)
     return value
 
 
@@ -39,19 +39,21 @@ def is_registry_name(name: str) -> bool:
     return REGISTRY_NAME_RE.match(name) is not None
 
 
-def check_registry_name(name: str, field: str = "properties.name") -> str:
+def check_registry_name(name: str, field: str = "name") -> str:
     if not is_registry_name(name):
-        raise BadRequest(
-            f"{field} {name!r} is invalid: 3-63 characters of a-z, 0-9 and '-', "
-            "starting with a letter and ending with a letter or digit"
+        raise InvalidInput(
+            f"{name!r} is invalid: 3-63 characters of a-z, 0-9 and '-', "
+            "starting with a letter and ending with a letter or digit",
+            field=field,
         )
     return name
 
 
-def check_token_name(name: str, field: str = "properties.name") -> str:
+def check_token_name(name: str, field: str = "name") -> str:
     if TOKEN_NAME_RE.match(name) is None:
-        raise BadRequest(
-            f"{field} {name!r} is invalid: 2-63 characters of A-Z, a-z, 0-9 and '-', "
-            "starting with a letter and ending with a letter or digit"
+        raise InvalidInput(
+            f"{name!r} is invalid: 2-63 characters of A-Z, a-z, 0-9 and '-', "
+            "starting with a letter and ending with a letter or digit",
+            field=field,
         )
     return name

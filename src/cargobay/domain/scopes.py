@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput
 
 ACTIONS = ("pull", "push", "delete")
 SCOPE_TYPES = ("repository", "registry")
@@ -41,37 +41,43 @@ class TokenScope:
         return {"name": self.name, "type": self.type, "actions": [a for a in ACTIONS if a in self.actions]}
 
 
-def parse_token_scopes(raw: Any, field: str = "properties.scopes") -> list[TokenScope]:
-    """Validate scopes from the management API, naming the offending field in every message."""
+def parse_token_scopes(raw: Any, field: str = "scopes") -> list[TokenScope]:
+    """Validate scopes given to a token, naming the offending field in every message."""
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise BadRequest(f"{field} must be an array of scopes")
+        raise InvalidInput("must be an array of scopes", field=field)
     scopes: list[TokenScope] = []
     for i, item in enumerate(raw):
         where = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise BadRequest(f"{where} must be an object with name, type and actions")
+            raise InvalidInput("must be an object with name, type and actions", field=where)
         kind = item.get("type")
         if kind not in SCOPE_TYPES:
-            raise BadRequest(f"{where}.type must be one of {', '.join(SCOPE_TYPES)}, got {kind!r}")
+            raise InvalidInput(
+                f"must be one of {', '.join(SCOPE_TYPES)}, got {kind!r}", field=f"{where}.type"
+            )
         name = item.get("name")
         if not isinstance(name, str) or not name or len(name) > 255:
-            raise BadRequest(f"{where}.name must be a repository name or glob (1-255 characters)")
+            raise InvalidInput("must be a repository name or glob (1-255 characters)", field=f"{where}.name")
         if not re.fullmatch(r"[a-z0-9*._/-]+", name):
-            raise BadRequest(f"{where}.name {name!r} may contain only a-z, 0-9, '.', '_', '-', '/' and '*'")
+            raise InvalidInput(
+                f"{name!r} may contain only a-z, 0-9, '.', '_', '-', '/' and '*'", field=f"{where}.name"
+            )
         actions = item.get("actions")
         if actions is None:
             actions = []
         if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
-            raise BadRequest(f"{where}.actions must be an array of strings")
+            raise InvalidInput("must be an array of strings", field=f"{where}.actions")
         unknown = [a for a in actions if a not in ACTIONS]
         if unknown:
-            raise BadRequest(f"{where}.actions: unknown action {unknown[0]!r}; use pull, push or delete")
+            raise InvalidInput(
+                f"names an unknown action {unknown[0]!r}; use pull, push or delete", field=f"{where}.actions"
+            )
         if not actions:
-            raise BadRequest(f"{where}.actions must name at least one of pull, push, delete")
+            raise InvalidInput("must name at least one of pull, push, delete", field=f"{where}.actions")
         if "push" in actions and "pull" not in actions:
-            raise BadRequest(f"{where}.actions: push needs pull as well")
+            raise InvalidInput("lists push, and push needs pull as well", field=f"{where}.actions")
         scopes.append(TokenScope(kind, name, frozenset(actions)))
     return scopes
 

@@ -9,30 +9,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput
 
 
 def parse_timestamp(value: object, field: str) -> datetime:
     """An aware UTC datetime, or a 400 naming ``field``."""
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be an RFC 3339 date-time string such as 2030-01-02T03:04:05Z")
+        raise InvalidInput("must be an RFC 3339 date-time string such as 2030-01-02T03:04:05Z", field=field)
     text = value.strip()
     if len(text) < 16 or text[10] not in "Tt ":
-        raise BadRequest(f"{field} {value!r} is not an RFC 3339 date-time (e.g. 2030-01-02T03:04:05Z)")
+        raise InvalidInput(f"{value!r} is not an RFC 3339 date-time (e.g. 2030-01-02T03:04:05Z)", field=field)
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(
-            f"{field} {value!r} is not an RFC 3339 date-time (e.g. 2030-01-02T03:04:05Z)"
+        raise InvalidInput(
+            f"{value!r} is not an RFC 3339 date-time (e.g. 2030-01-02T03:04:05Z)", field=field
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
     except OverflowError:
-        raise BadRequest(f"{field} {value!r} is out of range") from None
+        raise InvalidInput(f"{value!r} is out of range", field=field) from None
 
 
 def render_timestamp(value: datetime) -> str:

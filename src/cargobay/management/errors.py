@@ -1,5 +1,8 @@
 """Every management-API error, whatever raised it, as the IONOS body
-``{"httpStatus": n, "messages": [{"errorCode": "<string>", "message": "..."}]}``."""
+``{"httpStatus": n, "messages": [{"errorCode": "<string>", "message": "..."}]}``.
+
+``status_of`` is the one place where domain errors get their HTTP status here.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,13 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from cargobay.domain.errors import ApiError
+from cargobay.domain.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from cargobay.logs import get_logger
 
 log = get_logger("cargobay.management")
@@ -41,9 +50,23 @@ def error_response(
     return response
 
 
-def api_error_response(exc: ApiError, head: bool = False) -> Response:
-    headers = {"WWW-Authenticate": 'Basic realm="containerregistries"'} if exc.status == 401 else None
-    return error_response(exc.status, [(exc.error_code, exc.message)], head, headers)
+# Checked in order; anything else a domain rule refuses is bad input (400).
+_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+)
+
+
+def status_of(exc: DomainError) -> int:
+    return next((status for kind, status in _STATUS if isinstance(exc, kind)), 400)
+
+
+def domain_error_response(exc: DomainError, head: bool = False) -> Response:
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": 'Basic realm="containerregistries"'} if status == 401 else None
+    return error_response(status, [(str(status), exc.message)], head, headers)
 
 
 def field_of(loc: Sequence[Any]) -> str:
@@ -97,9 +120,9 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
 
 
 def install(app: FastAPI) -> None:
-    async def on_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return api_error_response(exc, request.method == "HEAD")
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        return domain_error_response(exc, request.method == "HEAD")
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -125,7 +148,7 @@ def install(app: FastAPI) -> None:
         log.error("management_request_failed", path=request.url.path, error=type(exc).__name__, trace=trace)
         return error_response(500, [("500", "internal error")], request.method == "HEAD")
 
-    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_crash)

@@ -16,14 +16,20 @@ from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
 from cargobay.db.models import Token
 from cargobay.domain.allowlist import is_allowed
 from cargobay.domain.digests import is_digest
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import DomainError, OciCode, RegistryError
 from cargobay.domain.names import check_repository_name
 from cargobay.domain.scopes import glob_matches, scopes_from_json
 from cargobay.logs import get_logger
 from cargobay.registry.access import AccessControl
 from cargobay.registry.blobs import BlobEndpoints
 from cargobay.registry.context import Call
-from cargobay.registry.http import API_VERSION_HEADER, error_response, integrity_failure, json_response
+from cargobay.registry.http import (
+    API_VERSION_HEADER,
+    error_response,
+    integrity_failure,
+    json_response,
+    registry_error,
+)
 from cargobay.registry.manifests import ManifestEndpoints, next_link, parse_page_size
 from cargobay.registry.routing import METHODS, Endpoint, address, match, registry_from_host
 from cargobay.registry.token import TokenEndpoint
@@ -93,6 +99,8 @@ class RegistryApp:
             return await self._dispatch(request)
         except RegistryError as exc:
             return error_response(exc, head)
+        except DomainError as exc:
+            return error_response(registry_error(exc), head)
         except ObjectNotFound as exc:
             # A row points at bytes the store no longer has: say so, never a bare 500 page.
             log.error("stored_object_missing", path=request.url.path, key=str(exc))

@@ -22,10 +22,11 @@ from cargobay.registry.http import (
     integrity_failure,
     parse_content_range,
     parse_range,
+    range_header,
 )
 from cargobay.registry.routing import address
 from cargobay.services.blobs import BlobInfo, BlobService
-from cargobay.services.uploads import UploadInfo, UploadService, range_header
+from cargobay.services.uploads import UploadInfo, UploadService
 from cargobay.storage.base import IntegrityError
 
 

@@ -1,16 +1,43 @@
-"""HTTP plumbing of the registry layer: error bodies, request bodies, Range and Content-Range."""
+"""HTTP plumbing of the registry layer: error bodies, request bodies, Range and Content-Range.
+
+``registry_error`` is the one place where domain errors become OCI errors (code, status, detail,
+headers).
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import (
+    BlobUnknown,
+    Conflict,
+    DigestMismatch,
+    DomainError,
+    InvalidDigest,
+    InvalidInput,
+    InvalidManifest,
+    InvalidName,
+    InvalidTag,
+    InvalidUpload,
+    ManifestBlobUnknown,
+    ManifestChildUnknown,
+    ManifestUnknown,
+    NotFound,
+    OciCode,
+    PermissionDenied,
+    RangeMismatch,
+    RegistryError,
+    RepositoryUnknown,
+    TooLarge,
+    Unauthenticated,
+    UploadUnknown,
+)
 from cargobay.logs import get_logger
 from cargobay.services.registries import RegistryInfo
 from cargobay.storage.base import IntegrityError
@@ -27,6 +54,64 @@ def error_response(exc: RegistryError, head: bool = False) -> Response:
     if head:
         response.headers["Content-Length"] = "0"
     return response
+
+
+def range_header(size: int) -> str:
+    """The ``Range`` an upload session reports: the bytes it holds (``0-0`` when empty, by convention)."""
+    return f"0-{size - 1 if size > 0 else 0}"
+
+
+def _range_mismatch(e: RangeMismatch) -> RegistryError:
+    return RegistryError(
+        OciCode.BLOB_UPLOAD_INVALID,
+        e.message,
+        {"offset": e.offset} if e.report_offset else None,
+        status=416,
+        headers={"Range": range_header(e.offset), "Docker-Upload-UUID": e.upload_id},
+    )
+
+
+# Most specific class first is not needed: the lookup walks each error's MRO.
+_OCI: dict[type[DomainError], Callable[[Any], RegistryError]] = {
+    InvalidDigest: lambda e: RegistryError(OciCode.DIGEST_INVALID, e.message, {"digest": e.value[:200]}),
+    DigestMismatch: lambda e: RegistryError(
+        OciCode.DIGEST_INVALID, e.message, {"expected": e.expected, "actual": e.actual}
+    ),
+    InvalidName: lambda e: RegistryError(OciCode.NAME_INVALID, e.message, {"name": e.name[:300]}),
+    InvalidTag: lambda e: RegistryError(OciCode.TAG_INVALID, e.message, {"tag": e.tag[:200]}, status=400),
+    InvalidManifest: lambda e: RegistryError(OciCode.MANIFEST_INVALID, e.message, e.detail),
+    TooLarge: lambda e: RegistryError(OciCode.SIZE_INVALID, e.message, {"limit": e.limit}, status=413),
+    RangeMismatch: _range_mismatch,
+    InvalidUpload: lambda e: RegistryError(OciCode.BLOB_UPLOAD_INVALID, e.message, status=400),
+    ManifestBlobUnknown: lambda e: RegistryError(
+        OciCode.MANIFEST_BLOB_UNKNOWN, e.message, {"digest": e.digest[:200]}
+    ),
+    InvalidInput: lambda e: RegistryError(OciCode.UNSUPPORTED, e.message, status=400),
+    BlobUnknown: lambda e: RegistryError(OciCode.BLOB_UNKNOWN, e.message, {"digest": e.digest[:200]}),
+    ManifestChildUnknown: lambda e: RegistryError(
+        OciCode.MANIFEST_UNKNOWN, e.message, {"digest": e.reference[:200]}
+    ),
+    ManifestUnknown: lambda e: RegistryError(
+        OciCode.MANIFEST_UNKNOWN, e.message, {"reference": e.reference[:200]}
+    ),
+    UploadUnknown: lambda e: RegistryError(
+        OciCode.BLOB_UPLOAD_UNKNOWN, e.message, {"uuid": e.upload_id[:64]}
+    ),
+    RepositoryUnknown: lambda e: RegistryError(OciCode.NAME_UNKNOWN, e.message, {"name": e.name[:300]}),
+    NotFound: lambda e: RegistryError(OciCode.NAME_UNKNOWN, e.message),
+    Conflict: lambda e: RegistryError(OciCode.UNSUPPORTED, e.message, status=409),
+    PermissionDenied: lambda e: RegistryError(OciCode.DENIED, e.message),
+    Unauthenticated: lambda e: RegistryError(OciCode.UNAUTHORIZED, e.message),
+}
+
+
+def registry_error(exc: DomainError) -> RegistryError:
+    """The OCI error for a domain error."""
+    for cls in type(exc).__mro__:
+        render = _OCI.get(cls)
+        if render is not None:
+            return render(exc)
+    return RegistryError(OciCode.UNKNOWN, exc.message)
 
 
 def integrity_failure(registry: RegistryInfo, digest: str | None, exc: IntegrityError) -> RegistryError:

@@ -22,9 +22,9 @@ from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
 from cargobay.domain.allowlist import client_address, is_allowed
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import DomainError, OciCode, RegistryError
 from cargobay.domain.scopes import ResourceScope, parse_resource_scopes
-from cargobay.registry.http import error_response, json_response, read_limited
+from cargobay.registry.http import error_response, json_response, read_limited, registry_error
 from cargobay.registry.routing import address, registry_from_host
 from cargobay.services.registries import RegistryInfo, lookup
 
@@ -47,6 +47,8 @@ class TokenEndpoint:
             return await self._issue(request)
         except RegistryError as exc:
             return error_response(exc)
+        except DomainError as exc:
+            return error_response(registry_error(exc))
 
     async def _issue(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):

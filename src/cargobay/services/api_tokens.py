@@ -17,7 +17,7 @@ from cargobay.auth.management import Caller, ManagementTokenSigner
 from cargobay.db.engine import Database
 from cargobay.db.models import ApiToken
 from cargobay.db.types import utcnow
-from cargobay.domain.errors import BadRequest, NotFound
+from cargobay.domain.errors import InvalidInput, NotFound
 
 DEFAULT_TTL = 365 * 24 * 3600  # IONOS: "generated access tokens will expire after one year"
 MIN_TTL = 60
@@ -48,7 +48,9 @@ class ApiTokenService:
     async def generate(self, caller: Caller, ttl: int | None) -> str:
         seconds = DEFAULT_TTL if ttl is None else ttl
         if not MIN_TTL <= seconds <= DEFAULT_TTL:
-            raise BadRequest(f"ttl must be between {MIN_TTL} and {DEFAULT_TTL} seconds, got {seconds}")
+            raise InvalidInput(
+                f"must be between {MIN_TTL} and {DEFAULT_TTL} seconds, got {seconds}", field="ttl"
+            )
         principal = caller.principal
         now = utcnow().replace(microsecond=0)
         row = ApiToken(
@@ -87,9 +89,11 @@ class ApiTokenService:
 
     async def delete_by_criteria(self, caller: Caller, criteria: str | None) -> int:
         if criteria not in CRITERIA:
-            raise BadRequest(f"criteria must be one of {', '.join(CRITERIA)}, got {criteria!r}")
+            raise InvalidInput(f"must be one of {', '.join(CRITERIA)}, got {criteria!r}", field="criteria")
         if criteria == "CURRENT" and caller.token_id is None:
-            raise BadRequest("criteria CURRENT needs Bearer authentication (it deletes the token in use)")
+            raise InvalidInput(
+                "CURRENT needs Bearer authentication (it deletes the token in use)", field="criteria"
+            )
         principal = caller.principal
 
         def work(session: Session) -> int:
@@ -112,5 +116,5 @@ def _own(session: Session, caller: Caller, token_id: str) -> ApiToken:
         or row.user_id != caller.principal.user_id
         or row.contract_number != caller.principal.contract_number
     ):
-        raise NotFound(f"token {token_id} not found")
+        raise NotFound("token", token_id)
     return row

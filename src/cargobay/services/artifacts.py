@@ -18,7 +18,7 @@ from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Manifest, Registry, Repository, Tag
 from cargobay.domain.digests import Digest
-from cargobay.domain.errors import BadRequest, NotFound, RegistryError
+from cargobay.domain.errors import InvalidDigest, InvalidInput, NotFound
 from cargobay.services import repositories
 from cargobay.services.ownership import visible_registry
 
@@ -63,17 +63,18 @@ class VulnerabilityQuery:
 def check_digest(value: str, field: str = "digest") -> str:
     try:
         return str(Digest.parse(value))
-    except RegistryError:
-        raise BadRequest(
-            f"{field} {value[:80]!r} is not a digest: sha256:<64 hex> or sha512:<128 hex>"
+    except InvalidDigest:
+        raise InvalidInput(
+            f"{value[:80]!r} is not a digest: sha256:<64 hex> or sha512:<128 hex>", field=field
         ) from None
 
 
 def check_vulnerability_id(value: str, field: str) -> str:
     text = value
     if not text or len(text) > MAX_VULNERABILITY_ID:
-        raise BadRequest(
-            f"{field} must be an advisory id (e.g. CVE-2021-44228) of 1-{MAX_VULNERABILITY_ID} characters"
+        raise InvalidInput(
+            f"must be an advisory id (e.g. CVE-2021-44228) of 1-{MAX_VULNERABILITY_ID} characters",
+            field=field,
         )
     return text
 
@@ -145,7 +146,7 @@ def _view(registry: Registry, row: Manifest, repository: str, tags: tuple[str, .
 def _repository_id(session: Session, registry_id: str, name: str) -> int:
     repository = repositories.find(session, registry_id, name)
     if repository is None:
-        raise NotFound(f"repository {name!r} not found in registry {registry_id}")
+        raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
     return repository.id
 
 
@@ -180,7 +181,9 @@ class ArtifactService:
                 select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
             )
             if row is None:
-                raise NotFound(f"artifact {digest} not found in repository {repository!r}")
+                raise NotFound(
+                    "artifact", digest, f"artifact {digest} not found in repository {repository!r}"
+                )
             return _view(registry, row, repository, _tags(session, [row.id]).get(row.id, ()))
 
         return await self.db.read(work)

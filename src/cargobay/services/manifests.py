@@ -13,7 +13,7 @@ from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, is_digest
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import DigestMismatch, ManifestBlobUnknown, ManifestChildUnknown
 from cargobay.domain.manifests import ParsedManifest, parse_manifest
 from cargobay.domain.names import check_tag
 from cargobay.services import repositories
@@ -65,11 +65,7 @@ class ManifestService:
             wanted = Digest.parse(reference)
             digest = Digest.of(body, wanted.algorithm)
             if digest != wanted:
-                raise RegistryError(
-                    OciCode.DIGEST_INVALID,
-                    "manifest does not match the digest in the URL",
-                    {"expected": reference, "actual": str(digest)},
-                )
+                raise DigestMismatch(reference, str(digest), "manifest does not match the digest in the URL")
             tags = [check_tag(t) for t in extra_tags]
         else:
             tags = [check_tag(reference), *(check_tag(t) for t in extra_tags)]
@@ -278,11 +274,7 @@ def _check_blobs(session: Session, repository_id: int, parsed: ParsedManifest) -
     found = {r[0]: r[1] for r in rows}
     for descriptor in parsed.blob_references:
         if str(descriptor.digest) not in found:
-            raise RegistryError(
-                OciCode.MANIFEST_BLOB_UNKNOWN,
-                "blob unknown to registry",
-                {"digest": str(descriptor.digest)},
-            )
+            raise ManifestBlobUnknown(str(descriptor.digest))
     return list(found.values())
 
 
@@ -299,8 +291,4 @@ def _check_children(session: Session, repository_id: int, parsed: ParsedManifest
     )
     for child in parsed.children:
         if str(child.digest) not in present:
-            raise RegistryError(
-                OciCode.MANIFEST_UNKNOWN,
-                "manifest references an unknown manifest",
-                {"digest": str(child.digest)},
-            )
+            raise ManifestChildUnknown(str(child.digest))

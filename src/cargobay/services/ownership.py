@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.models import Registry
-from cargobay.domain.errors import BadRequest, Forbidden, NotFound
+from cargobay.domain.errors import InvalidInput, NotFound, PermissionDenied
 
 MANAGERS = "contract owners, admins and users with the manageRegistry permission"
 
 
 def require_manager(actor: UserPrincipal, what: str) -> None:
     if not actor.may_manage:
-        raise Forbidden(f"only {MANAGERS} may {what}")
+        raise PermissionDenied(f"only {MANAGERS} may {what}")
 
 
 def parse_id(value: str, field: str) -> str:
@@ -28,15 +28,15 @@ def parse_id(value: str, field: str) -> str:
     try:
         parsed = uuid.UUID(value)
     except (ValueError, AttributeError):
-        raise BadRequest(f"{field} {value[:80]!r} is not a UUID") from None
+        raise InvalidInput(f"{value[:80]!r} is not a UUID", field=field) from None
     canonical = str(parsed)
     if value.lower() != canonical:
-        raise BadRequest(f"{field} {value[:80]!r} is not a UUID in 8-4-4-4-12 form")
+        raise InvalidInput(f"{value[:80]!r} is not a UUID in 8-4-4-4-12 form", field=field)
     return canonical
 
 
 def visible_registry(session: Session, actor: UserPrincipal, registry_id: str) -> Registry:
     registry = session.get(Registry, registry_id)
     if registry is None or registry.contract_number != actor.contract_number:
-        raise NotFound(f"registry {registry_id} not found")
+        raise NotFound("registry", registry_id)
     return registry

@@ -20,7 +20,7 @@ from cargobay.db.engine import Database
 from cargobay.db.models import Registry
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
-from cargobay.domain.errors import BadRequest, Conflict, NotFound
+from cargobay.domain.errors import Conflict, InvalidInput, NotFound, fields_under
 from cargobay.domain.names import check_registry_name, is_registry_name
 from cargobay.domain.patching import UNSET, Maybe
 from cargobay.domain.schedule import WeeklySchedule, parse_schedule
@@ -110,31 +110,35 @@ def parse_spec(
     scanning: bool | None,
     allowlist: object,
     locations: Sequence[str],
-    prefix: str = "properties",
 ) -> RegistrySpec:
-    """Validate POST/PUT properties; every message names the offending field."""
+    """Validate a registry's full desired state; every error names its field (``name``, ``location``,
+    ``garbageCollectionSchedule.days[i]``, ``apiSubnetAllowList[i]``…)."""
     if not isinstance(name, str):
-        raise BadRequest(f"{prefix}.name is required: the registry name")
-    check_registry_name(name, f"{prefix}.name")
+        raise InvalidInput("is required: the registry name", field="name")
+    check_registry_name(name)
     return RegistrySpec(
         name=name,
-        location=check_location(location, locations, f"{prefix}.location"),
-        schedule=(
-            parse_schedule(schedule[0], schedule[1], f"{prefix}.garbageCollectionSchedule")
-            if schedule is not None
-            else None
-        ),
+        location=check_location(location, locations),
+        schedule=schedule_of(schedule),
         vulnerability_scanning=True if scanning is None else scanning,
-        allowlist=tuple(validate_allowlist(allowlist, f"{prefix}.apiSubnetAllowList")),
+        allowlist=tuple(validate_allowlist(allowlist)),
     )
 
 
-def check_location(location: object, locations: Sequence[str], field: str) -> str:
+def schedule_of(schedule: tuple[object, object] | None) -> WeeklySchedule | None:
+    """A ``(days, time)`` pair as given, or None for no schedule."""
+    if schedule is None:
+        return None
+    with fields_under("garbageCollectionSchedule"):
+        return parse_schedule(*schedule)
+
+
+def check_location(location: object, locations: Sequence[str], field: str = "location") -> str:
     if not isinstance(location, str) or not location:
-        raise BadRequest(f"{field} is required: one of {', '.join(locations)}")
+        raise InvalidInput(f"is required: one of {', '.join(locations)}", field=field)
     if location not in locations:
-        raise BadRequest(
-            f"{field} {location[:40]!r} is not a known location; use one of {', '.join(locations)}"
+        raise InvalidInput(
+            f"{location[:40]!r} is not a known location; use one of {', '.join(locations)}", field=field
         )
     return location
 
@@ -188,17 +192,17 @@ class RegistryAdmin:
             if existing is None:
                 return Saved(_create(session, actor, spec, registry_id), True)
             if existing.contract_number != actor.contract_number:
-                raise NotFound(f"registry {registry_id} not found")
+                raise NotFound("registry", registry_id)
             if spec.name != existing.name:
-                raise BadRequest(
-                    f"properties.name cannot change: registry {registry_id} is named {existing.name!r}"
+                raise InvalidInput(
+                    f"cannot change: registry {registry_id} is named {existing.name!r}", field="name"
                 )
             if spec.location != existing.location:
-                raise BadRequest(
-                    f"properties.location cannot change: registry {registry_id} is in {existing.location!r}"
+                raise InvalidInput(
+                    f"cannot change: registry {registry_id} is in {existing.location!r}", field="location"
                 )
             changes = RegistryChanges(spec.schedule, spec.vulnerability_scanning, spec.allowlist)
-            _apply(existing, changes, actor, "properties.")
+            _apply(existing, changes, actor)
             session.flush()
             return Saved(view_of(existing), False)
 
@@ -211,7 +215,7 @@ class RegistryAdmin:
         def work(session: Session) -> RegistryView:
             registry = visible_registry(session, actor, registry_id)
             require_manager(actor, "change registries")
-            _apply(registry, changes, actor, "")
+            _apply(registry, changes, actor)
             session.flush()
             return view_of(registry)
 
@@ -271,14 +275,14 @@ def _create(
 
 
 def _name_taken(name: str) -> Conflict:
-    return Conflict(f"properties.name {name!r} is already in use; registry names are globally unique")
+    return Conflict(f"{name!r} is already in use; registry names are globally unique", field="name")
 
 
-def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal, prefix: str) -> None:
+def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -> None:
     if changes.vulnerability_scanning is not UNSET:
         if registry.vulnerability_scanning and not changes.vulnerability_scanning:
-            raise BadRequest(
-                f"{prefix}features.vulnerabilityScanning.enabled cannot be switched off once it is on"
+            raise InvalidInput(
+                "cannot be switched off once it is on", field="features.vulnerabilityScanning.enabled"
             )
         registry.vulnerability_scanning = changes.vulnerability_scanning
     if changes.schedule is not UNSET:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Manifest, Registry, Repository
-from cargobay.domain.errors import BadRequest, NotFound
+from cargobay.domain.errors import InvalidInput, NotFound
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
 from cargobay.services import repositories
 from cargobay.services.blobs import add_storage
@@ -46,9 +46,10 @@ class RepositoryQuery:
 
 def check_repository_name(name: str, field: str = "repositoryName") -> str:
     if not is_repository_name(name):
-        raise BadRequest(
-            f"{field} {name[:80]!r} is not a repository name: lower-case components of a-z, 0-9 and "
-            f"'.', '_', '-' separated by '/', at most {MAX_REPOSITORY_LENGTH} characters"
+        raise InvalidInput(
+            f"{name[:80]!r} is not a repository name: lower-case components of a-z, 0-9 and "
+            f"'.', '_', '-' separated by '/', at most {MAX_REPOSITORY_LENGTH} characters",
+            field=field,
         )
     return name
 
@@ -115,7 +116,7 @@ class RepositoryAdmin:
             registry = visible_registry(session, actor, registry_id)
             repository = repositories.find(session, registry_id, name)
             if repository is None:
-                raise NotFound(f"repository {name!r} not found in registry {registry_id}")
+                raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
             artifacts = session.scalar(
                 select(func.count(Manifest.id)).where(Manifest.repository_id == repository.id)
             )
@@ -134,7 +135,7 @@ class RepositoryAdmin:
             require_manager(actor, "delete repositories")
             repository = repositories.find(session, registry_id, name)
             if repository is None:
-                raise NotFound(f"repository {name!r} not found in registry {registry_id}")
+                raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
             freed = session.scalar(
                 select(func.coalesce(func.sum(Manifest.size), 0)).where(
                     Manifest.repository_id == repository.id

@@ -22,7 +22,7 @@ from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Token
 from cargobay.db.types import utcnow
-from cargobay.domain.errors import BadRequest, Conflict, NotFound
+from cargobay.domain.errors import Conflict, InvalidInput, NotFound
 from cargobay.domain.names import check_token_name
 from cargobay.domain.patching import UNSET, Maybe
 from cargobay.domain.scopes import TokenScope, parse_token_scopes, scopes_from_json
@@ -67,43 +67,46 @@ class TokenChanges:
     status: Maybe[str] = UNSET
 
 
-def parse_status(value: object, field: str) -> str:
+def parse_status(value: object, field: str = "status") -> str:
     if value is None:
         return "enabled"
     if value not in STATUSES:
-        raise BadRequest(f"{field} must be enabled or disabled, got {value!r}")
+        raise InvalidInput(f"must be enabled or disabled, got {value!r}", field=field)
     assert isinstance(value, str)
     return value
 
 
-def parse_expiry(value: object, field: str) -> datetime | None:
+def parse_expiry(value: object, field: str = "expiryDate") -> datetime | None:
     """None for no expiry; the one-hour rule is checked when the value is stored (``check_expiry``)."""
     if value is None:
         return None
     return parse_timestamp(value, field)
 
 
-def check_expiry(expiry: datetime | None, field: str, current: datetime | None = None) -> None:
+def check_expiry(expiry: datetime | None, field: str = "expiryDate", current: datetime | None = None) -> None:
     """A new expiry date must be at least one hour ahead; re-sending the stored one is fine
     (terraform repeats the expiry on every update, however close it is)."""
     if expiry is None or (current is not None and abs(expiry - current) < timedelta(seconds=1)):
         return
     if expiry < utcnow() + MIN_LIFETIME - _CLOCK_SLACK:
-        raise BadRequest(
-            f"{field} {render_timestamp(expiry)} must be at least one hour in the future "
-            "(or null for a token that never expires)"
+        raise InvalidInput(
+            f"{render_timestamp(expiry)} must be at least one hour in the future "
+            "(or null for a token that never expires)",
+            field=field,
         )
 
 
-def parse_spec(name: object, expiry: object, scopes: object, status: object, prefix: str) -> TokenSpec:
+def parse_spec(name: object, expiry: object, scopes: object, status: object) -> TokenSpec:
+    """A token's full desired state; errors name the fields ``name``, ``status``, ``expiryDate``,
+    ``scopes[i]…`` (the caller puts them under its own path)."""
     if not isinstance(name, str):
-        raise BadRequest(f"{prefix}.name is required: the token name (also its docker username)")
-    check_token_name(name, f"{prefix}.name")
+        raise InvalidInput("is required: the token name (also its docker username)", field="name")
+    check_token_name(name)
     return TokenSpec(
         name=name,
-        status=parse_status(status, f"{prefix}.status"),
-        expiry_date=parse_expiry(expiry, f"{prefix}.expiryDate"),
-        scopes=tuple(parse_token_scopes(scopes, f"{prefix}.scopes")),
+        status=parse_status(status),
+        expiry_date=parse_expiry(expiry),
+        scopes=tuple(parse_token_scopes(scopes)),
     )
 
 
@@ -144,7 +147,7 @@ def _alive() -> Any:
 def _find(session: Session, registry_id: str, token_id: str) -> Token:
     token = session.get(Token, token_id)
     if token is None or token.registry_id != registry_id or not _usable_date(token):
-        raise NotFound(f"token {token_id} not found in registry {registry_id}")
+        raise NotFound("token", token_id, f"token {token_id} not found in registry {registry_id}")
     return token
 
 
@@ -161,7 +164,7 @@ def _drop_expired(session: Session, registry_id: str) -> None:
 
 
 def _name_taken(name: str) -> Conflict:
-    return Conflict(f"properties.name {name!r} is already used by another token of this registry")
+    return Conflict(f"{name!r} is already used by another token of this registry", field="name")
 
 
 class TokenService:
@@ -219,10 +222,10 @@ class TokenService:
             if token is None:
                 return _insert(session, actor, registry_id, spec, token_id, password, hashed), True
             if token.registry_id != registry_id:
-                raise Conflict(f"tokenId {token_id} is already used by a token of another registry")
+                raise Conflict(f"{token_id} is already used by a token of another registry", field="tokenId")
             if token.name != spec.name:
-                raise BadRequest(f"properties.name cannot change: token {token_id} is named {token.name!r}")
-            _update(token, TokenChanges(spec.expiry_date, spec.scopes, spec.status), actor, "properties.")
+                raise InvalidInput(f"cannot change: token {token_id} is named {token.name!r}", field="name")
+            _update(token, TokenChanges(spec.expiry_date, spec.scopes, spec.status), actor)
             session.flush()
             return view_of(token), False
 
@@ -238,7 +241,7 @@ class TokenService:
             visible_registry(session, actor, registry_id)
             token = _find(session, registry_id, token_id)
             require_manager(actor, "change tokens")
-            _update(token, changes, actor, "")
+            _update(token, changes, actor)
             session.flush()
             return view_of(token)
 
@@ -268,7 +271,7 @@ def _insert(
     password: str,
     hashed: str,
 ) -> TokenView:
-    check_expiry(spec.expiry_date, "properties.expiryDate")
+    check_expiry(spec.expiry_date)
     if session.scalar(select(Token.id).where(Token.registry_id == registry_id, Token.name == spec.name)):
         raise _name_taken(spec.name)
     token = Token(
@@ -288,9 +291,9 @@ def _insert(
     return view_of(token, password)
 
 
-def _update(token: Token, changes: TokenChanges, actor: UserPrincipal, prefix: str) -> None:
+def _update(token: Token, changes: TokenChanges, actor: UserPrincipal) -> None:
     if changes.expiry_date is not UNSET:
-        check_expiry(changes.expiry_date, f"{prefix}expiryDate", token.expiry_date)
+        check_expiry(changes.expiry_date, current=token.expiry_date)
         token.expiry_date = changes.expiry_date
     if changes.scopes is not UNSET:
         token.scopes = scopes_json(changes.scopes)

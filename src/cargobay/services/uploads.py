@@ -22,7 +22,7 @@ from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Upload
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, Hasher, new_hasher
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import DigestMismatch, InvalidUpload, RangeMismatch, UploadUnknown
 from cargobay.logs import get_logger
 from cargobay.services.blobs import BlobInfo, object_key, record_blob, staged_key
 from cargobay.storage.base import BlobStore, Chunk
@@ -131,20 +131,16 @@ class UploadService:
         if content_range is not None:
             start, end = content_range
             if start != current:
-                raise RegistryError(
-                    OciCode.BLOB_UPLOAD_INVALID,
-                    f"chunk starts at {start}, the upload is at {current}",
-                    {"offset": current},
-                    status=416,
-                    headers={"Range": _range(current), "Docker-Upload-UUID": upload.id},
+                raise RangeMismatch(
+                    upload.id, current, f"chunk starts at {start}, the upload is at {current}"
                 )
             declared = end - start + 1
             if content_length is not None and content_length != declared:
-                raise RegistryError(
-                    OciCode.BLOB_UPLOAD_INVALID,
+                raise RangeMismatch(
+                    upload.id,
+                    current,
                     f"Content-Range covers {declared} bytes but Content-Length is {content_length}",
-                    status=416,
-                    headers={"Range": _range(current), "Docker-Upload-UUID": upload.id},
+                    report_offset=False,
                 )
             expected = declared
         running = self._hashes.get(upload.id)
@@ -157,11 +153,7 @@ class UploadService:
             raise
         if expected is not None and counter.count != expected:
             await self._rollback(upload, current)
-            raise RegistryError(
-                OciCode.BLOB_UPLOAD_INVALID,
-                f"received {counter.count} bytes but {expected} were announced",
-                status=400,
-            )
+            raise InvalidUpload(f"received {counter.count} bytes but {expected} were announced")
         if hasher is not None:
             self._hashes[upload.id] = _RunningHash(new_size, hasher)
         else:
@@ -194,11 +186,7 @@ class UploadService:
                 size = await self.store.append(upload.object_key, _empty())
             actual = await self._digest_of(upload, digest.algorithm, size)
             if actual != digest.hex:
-                raise RegistryError(
-                    OciCode.DIGEST_INVALID,
-                    "content does not match the digest",
-                    {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
-                )
+                raise DigestMismatch(str(digest), f"{digest.algorithm}:{actual}")
             blob = await self._commit(upload, str(digest), size)
             self._hashes.pop(upload.id, None)
             return blob
@@ -285,12 +273,8 @@ def _forget(tx: RawTx, upload_id: str) -> None:
     tx.run("DELETE FROM uploads WHERE id = ?", upload_id)
 
 
-def _unknown(upload_id: str) -> RegistryError:
-    return RegistryError(OciCode.BLOB_UPLOAD_UNKNOWN, "upload unknown", {"uuid": upload_id[:64]})
-
-
-def _range(size: int) -> str:
-    return f"0-{size - 1 if size > 0 else 0}"
+def _unknown(upload_id: str) -> UploadUnknown:
+    return UploadUnknown(upload_id)
 
 
 class _Counter:
@@ -317,11 +301,7 @@ async def _hashed(
         async for block in rechunk(chunks):
             counter.count += len(block)
             if limit is not None and counter.count > limit:
-                raise RegistryError(
-                    OciCode.BLOB_UPLOAD_INVALID,
-                    f"body is longer than the announced {limit} bytes",
-                    status=400,
-                )
+                raise InvalidUpload(f"body is longer than the announced {limit} bytes")
             if hasher is not None:
                 await hashing.submit(hasher.update, block)
             yield block
@@ -334,7 +314,3 @@ async def _empty() -> AsyncIterator[bytes]:
     empty: tuple[bytes, ...] = ()
     for block in empty:
         yield block
-
-
-def range_header(size: int) -> str:
-    return _range(size)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Blob, Manifest, ManifestBlob, Registry, Repository, RepositoryBlob, Tag
 from cargobay.domain.digests import Digest
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import ManifestBlobUnknown
 from cargobay.services import repositories
 from cargobay.services.blobs import BlobService, record_blob
 from cargobay.services.manifests import ManifestService
@@ -242,9 +242,9 @@ async def test_manifest_with_an_unknown_blob_is_refused(
     db: Database, registry_id: str, manifests: ManifestService
 ) -> None:
     missing = {"digest": str(Digest.of(b"nowhere")), "size": 7}
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(ManifestBlobUnknown) as caught:
         await manifests.put(registry_id, "app", "v1", _image(missing, []), OCI_MANIFEST)
-    assert caught.value.code is OciCode.MANIFEST_BLOB_UNKNOWN
+    assert caught.value.digest == missing["digest"]
     assert _count(db, Manifest) == 0
 
 

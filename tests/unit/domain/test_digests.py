@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cargobay.domain.digests import Digest
-from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.domain.errors import InvalidDigest, OciCode
+from cargobay.registry.http import registry_error
 
 
 def test_parses_sha256_and_sha512() -> None:
@@ -31,10 +32,12 @@ def test_parses_sha256_and_sha512() -> None:
     ],
 )
 def test_rejects_malformed_or_unsupported(value: str) -> None:
-    with pytest.raises(RegistryError) as exc:
+    with pytest.raises(InvalidDigest) as exc:
         Digest.parse(value)
-    assert exc.value.code is OciCode.DIGEST_INVALID
-    assert exc.value.status == 400
+    rendered = registry_error(exc.value)
+    assert rendered.code is OciCode.DIGEST_INVALID
+    assert rendered.status == 400
+    assert rendered.detail == {"digest": value}
 
 
 @given(st.binary(max_size=2048))
@@ -47,5 +50,5 @@ def test_of_matches_hashlib(data: bytes) -> None:
 def test_parse_never_crashes_on_text(value: str) -> None:
     try:
         Digest.parse(value)
-    except RegistryError as exc:
-        assert exc.code is OciCode.DIGEST_INVALID
+    except InvalidDigest as exc:
+        assert registry_error(exc).code is OciCode.DIGEST_INVALID

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cargobay.domain import listing
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput
 
 
 def test_digit_strings_default_and_bounds() -> None:
@@ -14,7 +14,7 @@ def test_digit_strings_default_and_bounds() -> None:
 
 @pytest.mark.parametrize("raw", ["0", "1001", "-1", "1.5", "ten", "١٢"])
 def test_bad_digit_strings_name_the_parameter(raw: str) -> None:
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(InvalidInput) as err:
         listing.parse_digits(raw, "limit", 100, 1, 1000)
     assert err.value.message.startswith("limit must be")
 
@@ -23,7 +23,7 @@ def test_order_by_defaults_and_signs() -> None:
     values = listing.signed(listing.REGISTRY_ARTIFACT_ORDERS)
     assert listing.parse_order(None, values, "-pullCount") == ("pullCount", True)
     assert listing.parse_order("lastPush", values, "-pullCount") == ("lastPush", False)
-    with pytest.raises(BadRequest, match="orderBy 'size' is not supported"):
+    with pytest.raises(InvalidInput, match="orderBy 'size' is not supported"):
         listing.parse_order("size", values, "-pullCount")
 
 
@@ -36,7 +36,7 @@ def test_repository_orders_have_no_descending_name() -> None:
 def test_severities_are_a_comma_separated_case_insensitive_list() -> None:
     assert listing.parse_severities("Medium,high, critical", "f") == {"medium", "high", "critical"}
     assert listing.parse_severities(None, "f") is None
-    with pytest.raises(BadRequest, match=r"filter\.severity .severe. is not a severity"):
+    with pytest.raises(InvalidInput, match=r"filter\.severity .severe. is not a severity"):
         listing.parse_severities("low,severe", "filter.severity")
 
 
@@ -47,5 +47,5 @@ def test_cursor_round_trips(name: str) -> None:
 
 @pytest.mark.parametrize("token", ["garbage!", "bm90LWEtY3Vyc29y", "%%%"])
 def test_foreign_cursors_are_refused(token: str) -> None:
-    with pytest.raises(BadRequest, match=r"pagination\.token"):
+    with pytest.raises(InvalidInput, match=r"pagination\.token"):
         listing.decode_cursor(token)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput
 from cargobay.domain.timestamps import parse_timestamp, render_timestamp
 
 
@@ -27,7 +27,7 @@ def test_accepts_z_offset_and_naive_forms_as_the_same_instant(text: str) -> None
     "value", ["", "tomorrow", "2030-01-02", "2030-13-02T00:00:00Z", 5, None, "2030-01-02T25:00:00"]
 )
 def test_rejects_what_is_not_a_date_time_naming_the_field(value: object) -> None:
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(InvalidInput) as err:
         parse_timestamp(value, "properties.expiryDate")
     assert "properties.expiryDate" in err.value.message
 

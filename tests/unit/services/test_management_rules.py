@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from cargobay.db.types import utcnow
-from cargobay.domain.errors import BadRequest
+from cargobay.domain.errors import InvalidInput, fields_under
 from cargobay.services.ownership import parse_id
 from cargobay.services.registry_admin import parse_spec as registry_spec
 from cargobay.services.tokens import check_expiry
@@ -43,25 +43,23 @@ def test_registry_spec_messages_name_the_field(kwargs: dict[str, object], fragme
         "allowlist": None,
     }
     args.update(kwargs)
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(InvalidInput) as err, fields_under("properties"):
         registry_spec(locations=LOCATIONS, **args)  # type: ignore[arg-type]
     assert fragment in err.value.message
 
 
 def test_token_spec_defaults_and_rules() -> None:
-    spec = token_spec("Robot-1", None, None, None, "properties")
+    spec = token_spec("Robot-1", None, None, None)
     assert (spec.status, spec.expiry_date, spec.scopes) == ("enabled", None, ())
-    with pytest.raises(BadRequest, match=r"properties\.status"):
-        token_spec("robot", None, None, "on", "properties")
-    with pytest.raises(BadRequest, match=r"properties\.scopes\[0\]\.actions"):
-        token_spec(
-            "robot", None, [{"name": "a", "type": "repository", "actions": ["write"]}], None, "properties"
-        )
+    with pytest.raises(InvalidInput, match=r"properties\.status"), fields_under("properties"):
+        token_spec("robot", None, None, "on")
+    with pytest.raises(InvalidInput, match=r"properties\.scopes\[0\]\.actions"), fields_under("properties"):
+        token_spec("robot", None, [{"name": "a", "type": "repository", "actions": ["write"]}], None)
 
 
 def test_expiry_needs_an_hour_unless_it_is_the_stored_one() -> None:
     soon = utcnow() + timedelta(minutes=30)
-    with pytest.raises(BadRequest, match=r"expiryDate .* at least one hour"):
+    with pytest.raises(InvalidInput, match=r"expiryDate .* at least one hour"):
         check_expiry(soon, "expiryDate")
     check_expiry(soon, "expiryDate", current=soon)  # re-sent unchanged (terraform does)
     check_expiry(utcnow() + timedelta(hours=1), "expiryDate")  # "now + 1h" computed a moment ago
@@ -73,7 +71,7 @@ def test_expiry_needs_an_hour_unless_it_is_the_stored_one() -> None:
     ["nope", "1234", "00000000-0000-0000-0000-00000000000g", "{00000000-0000-0000-0000-000000000000}"],
 )
 def test_ids_must_be_uuids(value: str) -> None:
-    with pytest.raises(BadRequest, match="registryId"):
+    with pytest.raises(InvalidInput, match="registryId"):
         parse_id(value, "registryId")
 
 

@@ -318,6 +318,8 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
     ) -> VulnerabilityRead:
         """One advisory; 404 for every id until a vulnerability database is loaded."""
         ident = check_vulnerability_id(paths.segment(vulnerabilityId), "vulnerabilityId")
-        raise NotFound(f"vulnerability {ident} not found (no vulnerability database is loaded)")
+        raise NotFound(
+            "vulnerability", ident, f"vulnerability {ident} not found (no vulnerability database is loaded)"
+        )
 
     return router

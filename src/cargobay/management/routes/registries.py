@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from cargobay.auth.management import Caller
 from cargobay.domain.allowlist import validate_allowlist
-from cargobay.domain.errors import NotFound
+from cargobay.domain.errors import NotFound, fields_under
 from cargobay.domain.listing import (
     DEFAULT_LIMIT,
     LIMIT_PATTERN,
@@ -20,7 +20,6 @@ from cargobay.domain.listing import (
     parse_digits,
 )
 from cargobay.domain.names import REGISTRY_NAME_RE
-from cargobay.domain.schedule import parse_schedule
 from cargobay.management import paths, views
 from cargobay.management.context import Management
 from cargobay.management.schemas.common import PaginationLinks, errors
@@ -35,7 +34,7 @@ from cargobay.management.schemas.registries import (
     RegistryResponse,
 )
 from cargobay.management.security import CallerDependency
-from cargobay.services.registry_admin import RegistryChanges, RegistrySpec, parse_spec
+from cargobay.services.registry_admin import RegistryChanges, RegistrySpec, parse_spec, schedule_of
 
 RegistryId = Annotated[str, paths.uuid_path("the registry id (UUID)")]
 
@@ -84,7 +83,7 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
     ) -> Response:
         """200 when the name is taken, 404 when it is available, 400 when it breaks the naming rules."""
         if not await m.registries.name_in_use(paths.segment(name)):
-            raise NotFound(f"registry name {paths.segment(name)!r} is available")
+            raise NotFound("registry name", name, f"registry name {paths.segment(name)!r} is available")
         return Response(status_code=200)
 
     @router.get(
@@ -137,7 +136,8 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
         request: Request, response: Response, who: Authenticated, body: PostRegistryInput
     ) -> RegistryResponse:
         """Create a registry: answered in state New with hostname ""; Running right after."""
-        view = await m.registries.create(who.principal, spec(body.properties))
+        with fields_under("properties"):
+            view = await m.registries.create(who.principal, spec(body.properties))
         response.headers["Location"] = m.href(request, "registries", view.id)
         return views.registry(m, request, view)
 
@@ -171,11 +171,7 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
         changes: dict[str, Any] = {}
         if "garbageCollectionSchedule" in given:
             schedule = body.garbageCollectionSchedule
-            changes["schedule"] = (
-                parse_schedule(schedule.days, schedule.time, "garbageCollectionSchedule")
-                if schedule
-                else None
-            )
+            changes["schedule"] = schedule_of((schedule.days, schedule.time) if schedule else None)
         if (
             "features" in given
             and body.features is not None
@@ -204,7 +200,8 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
     ) -> RegistryResponse:
         """Create with this id, or replace schedule, features and allow-list (name and location are fixed)."""
         rid = paths.registry_id(registryId)
-        saved = await m.registries.put(who.principal, rid, spec(body.properties))
+        with fields_under("properties"):
+            saved = await m.registries.put(who.principal, rid, spec(body.properties))
         response.headers["Location"] = m.href(request, "registries", rid)
         return views.registry(m, request, saved.view)
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cargobay.auth.management import Caller
+from cargobay.domain.errors import fields_under
 from cargobay.domain.listing import (
     DEFAULT_LIMIT,
     LIMIT_PATTERN,
@@ -36,7 +37,7 @@ TokenId = Annotated[str, paths.uuid_path("the token id (UUID)")]
 
 def _spec(body: PostTokenProperties) -> TokenSpec:
     scopes = [s.model_dump() for s in body.scopes] if body.scopes is not None else None
-    return parse_spec(body.name, body.expiryDate, scopes, body.status, "properties")
+    return parse_spec(body.name, body.expiryDate, scopes, body.status)
 
 
 def build(m: Management, caller: CallerDependency) -> APIRouter:
@@ -93,7 +94,8 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
     ) -> TokenResponse:
         """Create a token; the answer is the only one that carries credentials.password."""
         rid = paths.registry_id(registryId)
-        view = await m.tokens.create(who.principal, rid, _spec(body.properties))
+        with fields_under("properties"):
+            view = await m.tokens.create(who.principal, rid, _spec(body.properties))
         response.headers["Location"] = m.href(request, "registries", rid, "tokens", view.id)
         return views.token(m, request, view)
 
@@ -117,12 +119,12 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
         given = body.model_fields_set
         changes: dict[str, Any] = {}
         if "expiryDate" in given:
-            changes["expiry_date"] = parse_expiry(body.expiryDate, "expiryDate")
+            changes["expiry_date"] = parse_expiry(body.expiryDate)
         if "scopes" in given:
             raw = [s.model_dump() for s in body.scopes] if body.scopes is not None else None
-            changes["scopes"] = tuple(parse_token_scopes(raw, "scopes"))
+            changes["scopes"] = tuple(parse_token_scopes(raw))
         if "status" in given:
-            changes["status"] = parse_status(body.status, "status")
+            changes["status"] = parse_status(body.status)
         view = await m.tokens.patch(who.principal, rid, tid, TokenChanges(**changes))
         return views.token(m, request, view)
 
@@ -143,7 +145,8 @@ def build(m: Management, caller: CallerDependency) -> APIRouter:
     ) -> TokenResponse:
         """Create with this id (password in the answer), or replace status, expiry and scopes."""
         rid, tid = paths.registry_id(registryId), paths.token_id(tokenId)
-        view, _created = await m.tokens.put(who.principal, rid, tid, _spec(body.properties))
+        with fields_under("properties"):
+            view, _created = await m.tokens.put(who.principal, rid, tid, _spec(body.properties))
         response.headers["Location"] = m.href(request, "registries", rid, "tokens", tid)
         return views.token(m, request, view)
 
