@@ -76,7 +76,7 @@ class CargobayApp:
         self._fallback = _misc_app(runtime)
         from cargobay.worker import in_process_jobs
 
-        async with registry.running(), in_process_jobs(runtime, uploads=registry.uploads):
+        async with registry.running(), in_process_jobs(runtime):
             yield
         await runtime.close()
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from cargobay.config import Settings
+
+if TYPE_CHECKING:
+    from cargobay.runtime import Runtime
 
 app = typer.Typer(help="Cargobay: a self-hostable private OCI container registry.", no_args_is_help=True)
 contract_app = typer.Typer(help="Contracts (tenants).", no_args_is_help=True)
@@ -32,7 +36,7 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     return Settings()
 
 
-def _prepare(settings: Settings):  # type: ignore[no-untyped-def]
+def _prepare(settings: Settings) -> Runtime:
     """Migrate, and on a first start create the bootstrap contract and owner."""
     from cargobay.logs import configure_logging
     from cargobay.runtime import build_runtime
@@ -48,7 +52,7 @@ def _prepare(settings: Settings):  # type: ignore[no-untyped-def]
     return runtime
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
@@ -134,31 +138,11 @@ def contract_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a contract, optionally with its owner."""
-    from cargobay.auth.passwords import generate_password
-    from cargobay.services import tenancy
-
     runtime = _prepare(_settings(data_dir))
-    generated = None
-
-    def work(session):  # type: ignore[no-untyped-def]
-        nonlocal generated
-        contract = tenancy.create_contract(session, name, number)
-        if owner:
-            user = tenancy.find_user(session, owner)
-            if user is None:
-                secret = password or generate_password(18)
-                generated = None if password else secret
-                user = tenancy.create_user(session, owner, secret)
-            tenancy.add_member(session, contract.number, user, "owner", manage_registry=True)
-        return contract.number
-
-    try:
-        contract_number = runtime.db.write_sync(work)
-    except tenancy.TenancyError as exc:
-        _fail(str(exc))
-    typer.echo(f"contract {contract_number}")
-    if generated:
-        typer.echo(f"owner password (shown once): {generated}")
+    created = _run(runtime, runtime.services.tenancy.create_contract(name, number, owner, password))
+    typer.echo(f"contract {created.number}")
+    if created.generated_password:
+        typer.echo(f"owner password (shown once): {created.generated_password}")
 
 
 @user_app.command("create")
@@ -171,34 +155,16 @@ def user_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a user (or add an existing one) in a contract."""
-    from cargobay.auth.passwords import generate_password
-    from cargobay.services import tenancy
-
     runtime = _prepare(_settings(data_dir))
-    generated = None
-    existed = False
-
-    def work(session):  # type: ignore[no-untyped-def]
-        nonlocal generated, existed
-        user = tenancy.find_user(session, email)
-        existed = user is not None
-        if user is None:
-            secret = password or generate_password(18)
-            generated = None if password else secret
-            user = tenancy.create_user(session, email, secret)
-        tenancy.add_member(session, contract, user, role, manage_registry)
-        return user.email
-
-    try:
-        login = runtime.db.write_sync(work)
-    except tenancy.TenancyError as exc:
-        _fail(str(exc))
+    member = _run(
+        runtime, runtime.services.tenancy.add_user(email, contract, role, manage_registry, password)
+    )
     permission = " with manageRegistry" if manage_registry else ""
-    typer.echo(f"user {login} is {role}{permission} of contract {contract}")
-    if existed and password:
+    typer.echo(f"user {member.email} is {role}{permission} of contract {contract}")
+    if member.existed and password:
         typer.echo("note: the user already existed; the password was left unchanged", err=True)
-    if generated:
-        typer.echo(f"password (shown once): {generated}")
+    if member.generated_password:
+        typer.echo(f"password (shown once): {member.generated_password}")
 
 
 @registry_app.command("create")
@@ -209,40 +175,17 @@ def registry_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a registry from the command line."""
-    from sqlalchemy import select
-
-    from cargobay.db.models import Contract
-    from cargobay.domain.errors import DomainError
-    from cargobay.services import registries
+    from cargobay.services.registries import hostname
 
     settings = _settings(data_dir)
     runtime = _prepare(settings)
     where = location or settings.locations[0]
     if where not in settings.locations:
         _fail(f"unknown location {where!r}; known: {', '.join(settings.locations)}")
-
-    def work(session):  # type: ignore[no-untyped-def]
-        number = contract
-        if number is None:
-            numbers = session.scalars(select(Contract.number).order_by(Contract.number)).all()
-            if len(numbers) != 1:
-                raise ValueError(
-                    "several contracts exist: pass --contract" if numbers else "no contract exists"
-                )
-            number = numbers[0]
-        registry = registries.create_registry(session, contract_number=number, name=name, location=where)
-        registries.mark_running(session, registry.id)
-        return registry.id
-
-    try:
-        registry_id = runtime.db.write_sync(work)
-    except registries.RegistryNameTaken:
-        _fail(f"registry name {name!r} is taken")
-    except (ValueError, DomainError) as exc:
-        _fail(str(exc))
+    view = _run(runtime, runtime.services.registries.create_as_operator(contract, name, where))
     public = settings.public_url.split("://", 1)[-1].rstrip("/") if settings.public_url else settings.listen
-    typer.echo(f"registry {name} ({registry_id})")
-    typer.echo(f"hostname: {registries.hostname(name, settings.registry_domain, public)}")
+    typer.echo(f"registry {view.name} ({view.id})")
+    typer.echo(f"hostname: {hostname(view.name, settings.registry_domain, public)}")
 
 
 @keys_app.command("rotate-master")
@@ -258,10 +201,9 @@ def rotate_master(
     re-wrapped under it one registry at a time, and the old key is then dropped from the file. A crash
     at any point leaves all data readable; run the command again to finish.
     """
-    from cargobay.db.engine import Database
-    from cargobay.faults import crash_point
-    from cargobay.services.keys import master_key_ids_in_use, rotate_master_key
-    from cargobay.storage.keys import MasterKeyFile, MasterKeyUnavailable
+    from cargobay.domain.errors import DomainError
+    from cargobay.services.keys import rotate_master as rotate
+    from cargobay.storage.keys import MasterKeyUnavailable
 
     settings = _settings(data_dir)
     if not settings.encryption:
@@ -269,40 +211,47 @@ def rotate_master(
     runtime = _prepare(settings)
     keyring = runtime.master_keys
     assert keyring is not None
-    db: Database = runtime.db
-    existed = new_key_file.exists()
-    new_keys = MasterKeyFile.create(new_key_file)
-    if not existed:
-        typer.echo(f"generated a new master key in {new_key_file}")
-    if len(new_keys.key_ids) != 1:
-        _fail(f"{new_key_file} must hold exactly one key")
-    new_id = new_keys.active_key_id
     try:
-        if keyring.install(new_keys.key(new_id)):
-            typer.echo(f"added master key {new_id} to {keyring.path}")
-    except OSError as exc:
-        _fail(
-            f"cannot write {keyring.path} ({exc.strerror}): add the new key as its first line yourself "
-            f"(on every node that reads it), then run this command again"
-        )
-    crash_point("rotate.installed")
-    try:
-        count = rotate_master_key(db, keyring, new_id)
-    except MasterKeyUnavailable as exc:
+        done = rotate(runtime.db, keyring, new_key_file)
+    except (DomainError, MasterKeyUnavailable) as exc:
         _fail(str(exc))
-    crash_point("rotate.rewrapped_all")
-    in_use = db.read_sync(master_key_ids_in_use)
-    try:
-        dropped = keyring.retain(in_use)
-    except OSError as exc:
-        dropped = []
-        old = ", ".join(i for i in keyring.key_ids if i not in in_use and i != new_id)
-        typer.echo(f"cannot write {keyring.path} ({exc.strerror}): remove key(s) {old} yourself", err=True)
-    db.dispose()
-    typer.echo(f"re-wrapped {count} data keys under master key {new_id}")
-    if dropped:
-        typer.echo(f"retired master key(s) {', '.join(dropped)} from {keyring.path}")
+    finally:
+        runtime.db.dispose()
+    if done.generated:
+        typer.echo(f"generated a new master key in {new_key_file}")
+    if done.installed:
+        typer.echo(f"added master key {done.new_key_id} to {keyring.path}")
+    if done.retire_error:
+        old = ", ".join(done.left_behind)
+        typer.echo(
+            f"cannot write {keyring.path} ({done.retire_error}): remove key(s) {old} yourself", err=True
+        )
+    typer.echo(f"re-wrapped {done.rewrapped} data keys under master key {done.new_key_id}")
+    if done.retired:
+        typer.echo(f"retired master key(s) {', '.join(done.retired)} from {keyring.path}")
     typer.echo(f"the active master key now lives in {keyring.path}; {new_key_file} is no longer needed")
+
+
+T = TypeVar("T")
+
+
+def _run(runtime: Runtime, work: Coroutine[Any, Any, T]) -> T:
+    """Run a service call to completion; a broken rule is an error message, not a traceback."""
+    import asyncio
+
+    from cargobay.domain.errors import DomainError
+
+    async def call() -> T:
+        try:
+            return await work
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(call())
+    except DomainError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
 
 
 def main() -> None:

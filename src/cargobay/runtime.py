@@ -1,19 +1,65 @@
-"""The process-wide parts that every layer is wired with, built once from the settings."""
+"""The one composition root: settings, database, blob store, keys and every service, built once.
+
+The registry and management APIs, the worker and the CLI all take their parts from a ``Runtime``;
+nothing else constructs a service or loads a key, so a process holds one of each (one pull recorder,
+one set of upload-session locks, one JWT key) whichever layers it serves.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
+from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSigner
+from cargobay.auth.registry_access import RegistryAccess
 from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.db.migrate import upgrade
+from cargobay.services.api_tokens import ApiTokenService
+from cargobay.services.artifacts import ArtifactService
+from cargobay.services.blobs import BlobService
+from cargobay.services.catalog import Catalog
 from cargobay.services.encryption import record_plaintext_writes
 from cargobay.services.keys import DataKeys, activate, open_master_key_file
+from cargobay.services.manifests import ManifestService
+from cargobay.services.registry_admin import RegistryAdmin
+from cargobay.services.repository_admin import RepositoryAdmin
+from cargobay.services.stats import PullRecorder
+from cargobay.services.tenancy import Tenancy
+from cargobay.services.tokens import TokenService
+from cargobay.services.uploads import UploadService
 from cargobay.storage.base import BlobStore
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
 from cargobay.storage.keys import MasterKeyFile
 from cargobay.storage.sealing import AeadSealer, PlainSealer, Sealer
+
+
+@dataclass(frozen=True)
+class Services:
+    """The use cases, shared by the registry API, the management API, the console, the CLI and jobs."""
+
+    registries: RegistryAdmin
+    tokens: TokenService
+    repositories: RepositoryAdmin
+    artifacts: ArtifactService
+    api_tokens: ApiTokenService
+    tenancy: Tenancy
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+    catalog: Catalog
+    pulls: PullRecorder
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who is calling: the registry API's gate and token signer, the management API's authenticator."""
+
+    registry: RegistryAccess
+    registry_tokens: TokenSigner
+    management: ManagementAuthenticator
+    management_tokens: ManagementTokenSigner
 
 
 @dataclass
@@ -22,6 +68,8 @@ class Runtime:
     db: Database
     store: BlobStore
     sealer: Sealer
+    services: Services
+    auth: Auth
     master_keys: MasterKeyFile | None = None  # None when encryption at rest is off
 
     async def close(self) -> None:
@@ -34,19 +82,56 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
     db = Database(settings.resolved_database_url)
     if migrate:
         upgrade(db.engine)
-    store = open_store(settings.resolved_storage_url)
+    driver = open_store(settings.resolved_storage_url)
+    store: BlobStore = driver
+    master_keys: MasterKeyFile | None = None
+    sealer: Sealer
     if not settings.encryption:
         record_plaintext_writes(db)
-        return Runtime(settings=settings, db=db, store=store, sealer=PlainSealer())
-    master_keys = open_master_key_file(
-        db, settings.resolved_master_key_file, configured=settings.master_key_file is not None
+        sealer = PlainSealer()
+    else:
+        master_keys = open_master_key_file(
+            db, settings.resolved_master_key_file, configured=settings.master_key_file is not None
+        )
+        _, plaintext_may_exist = activate(db, master_keys)
+        keys = DataKeys(db, master_keys)
+        store = EncryptedStore(driver, keys, allow_plaintext=plaintext_may_exist)
+        sealer = AeadSealer(keys, allow_plaintext=plaintext_may_exist)
+    return assemble(settings, db, store, sealer, master_keys)
+
+
+def assemble(
+    settings: Settings,
+    db: Database,
+    store: BlobStore,
+    sealer: Sealer,
+    master_keys: MasterKeyFile | None = None,
+) -> Runtime:
+    """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
+    auth = build_auth(settings, db)
+    services = Services(
+        registries=RegistryAdmin(db, store),
+        tokens=TokenService(db),
+        repositories=RepositoryAdmin(db),
+        artifacts=ArtifactService(db),
+        api_tokens=ApiTokenService(db, auth.management_tokens),
+        tenancy=Tenancy(db),
+        blobs=BlobService(db, store),
+        uploads=UploadService(db, store, settings.upload_expiry_seconds),
+        manifests=ManifestService(db, sealer),
+        catalog=Catalog(db),
+        pulls=PullRecorder(db),
     )
-    _, plaintext_may_exist = activate(db, master_keys)
-    keys = DataKeys(db, master_keys)
-    return Runtime(
-        settings=settings,
-        db=db,
-        store=EncryptedStore(store, keys, allow_plaintext=plaintext_may_exist),
-        sealer=AeadSealer(keys, allow_plaintext=plaintext_may_exist),
-        master_keys=master_keys,
+    return Runtime(settings, db, store, sealer, services, auth, master_keys)
+
+
+def build_auth(settings: Settings, db: Database) -> Auth:
+    key = load_or_create_key(settings.data_dir / "jwt.key")
+    registry_tokens = TokenSigner(key, settings.token_ttl_seconds)
+    management_tokens = ManagementTokenSigner(key)
+    return Auth(
+        registry=RegistryAccess(db, registry_tokens, settings.trusted_proxies),
+        registry_tokens=registry_tokens,
+        management=ManagementAuthenticator(db, management_tokens),
+        management_tokens=management_tokens,
     )

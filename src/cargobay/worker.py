@@ -27,7 +27,6 @@ from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
 from cargobay.services.api_tokens import delete_expired_api_tokens
 from cargobay.services.tokens import delete_expired_tokens
-from cargobay.services.uploads import UploadService
 
 log = get_logger("cargobay.worker")
 
@@ -47,11 +46,12 @@ def upload_expiry_interval(expiry_seconds: float) -> float:
     return min(300.0, max(1.0, expiry_seconds / 4))
 
 
-def build_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> JobSet:
-    """The job kinds of Cargobay. ``uploads`` lets `serve` share its upload sessions' locks."""
+def build_jobs(runtime: Runtime) -> JobSet:
+    """The job kinds of Cargobay, run by the services of ``runtime`` (in `serve`, the same upload
+    service, with its session locks, that the registry API uses)."""
     settings = runtime.settings
     db = runtime.db
-    uploads = uploads or UploadService(db, runtime.store, settings.upload_expiry_seconds)
+    uploads = runtime.services.uploads
 
     async def expire_uploads(job: ClaimedJob) -> dict[str, Any]:
         return {"expired": await uploads.expire()}
@@ -243,13 +243,13 @@ async def run_jobs(runtime: Runtime, jobs: JobSet, stop: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def in_process_jobs(runtime: Runtime, *, uploads: UploadService | None = None) -> AsyncIterator[None]:
+async def in_process_jobs(runtime: Runtime) -> AsyncIterator[None]:
     """Background jobs inside a serving process (when ``in_process_jobs`` is on)."""
     if not runtime.settings.in_process_jobs:
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(run_jobs(runtime, build_jobs(runtime, uploads=uploads), stop))
+    task = asyncio.create_task(run_jobs(runtime, build_jobs(runtime), stop))
     try:
         yield
     finally:

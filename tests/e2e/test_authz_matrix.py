@@ -710,6 +710,11 @@ class Cell:
                 return Outcome.UNAUTHENTICATED
             if who.registry == OUTSIDE and not who.user:
                 return Outcome.ADDRESS
+            lists_somewhere = who.user or who.catalog or who.state is State.ELSEWHERE  # sibling-all may
+            if op.build is build_catalog and self.mode == "bearer" and not lists_somewhere:
+                # A JWT without the catalog scope is challenged for it (as distribution does), so
+                # clients such as `podman search` ask for the scope and retry.
+                return Outcome.INSUFFICIENT
             return Outcome.ALLOWED
         if who.registry == OUTSIDE:
             return Outcome.ADDRESS  # checked before credentials: wrong ones learn nothing either

@@ -212,7 +212,15 @@ def test_the_migration_assumes_plaintext_in_databases_that_hold_registries(tmp_p
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "d2e054a7564c")
-    make_registries(db, 1)
+    with db.engine.begin() as connection:  # rows as the first release wrote them (today's model has more)
+        connection.exec_driver_sql(
+            "INSERT INTO contracts (number, name, created_at) VALUES (1, 'c', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO registries (id, contract_number, name, location, state, vulnerability_scanning, "
+            "allowlist, storage_bytes, created_at, created_by, created_by_user_id) "
+            "VALUES ('r1', 1, 'reg0', 'de/fra', 'Running', 1, '[]', 0, '2026-01-01', '', '')"
+        )
     upgrade(db.engine)
     state = db.read_sync(lambda s: s.get(EncryptionState, 1))
     assert state.plaintext_may_exist and state.active_master_key_id is None

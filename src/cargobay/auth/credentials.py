@@ -1,21 +1,24 @@
-"""Checking credentials against the database: contract users (``user@domain``) and registry tokens.
+"""Checking credentials: contract users (``user@domain``) and registry tokens.
 
-Functions here run inside a database unit of work (a worker thread), so the deliberate slowness
-of argon2 never lands on the event loop.
+Functions taking a ``Session`` run inside a database unit of work (a worker thread), so the
+deliberate slowness of argon2 never lands on the event loop. Every login costs exactly one password
+check, whether or not the login exists (a dummy hash stands in), so timing tells nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.passwords import dummy_hash, verify_password
-from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
-from cargobay.db.models import Membership, Token, User
+from cargobay.auth.principals import TokenPrincipal, UserPrincipal
+from cargobay.db.models import Token
+from cargobay.db.queries import tokens, users
 from cargobay.db.types import utcnow
 from cargobay.domain.scopes import scopes_from_json
 
@@ -44,74 +47,90 @@ def is_user_login(username: str) -> bool:
     return "@" in username
 
 
+def password_lookup(password: str) -> str:
+    """An index to the one token a password belongs to.
+
+    Token passwords are generated (192 random bits) and never chosen by people, so a fast hash of
+    one reveals nothing that argon2 protects, while it lets a login that names no registry find its
+    token with one indexed read and one argon2 check, however many registries use the token's name.
+    """
+    return hashlib.sha256(b"cargobay token password\0" + password.encode()).hexdigest()
+
+
 def token_is_usable(token: Token, now: datetime | None = None) -> bool:
     if token.status != "enabled":
         return False
     return token.expiry_date is None or token.expiry_date > (now or utcnow())
 
 
+@dataclass(frozen=True, slots=True)
+class TokenLogin:
+    """A token that logged in; ``backfill`` is the password lookup to record on an older token."""
+
+    principal: TokenPrincipal
+    backfill: str | None = None
+
+
+def token_principal(token: Token) -> TokenPrincipal:
+    return TokenPrincipal(token.id, token.name, token.registry_id, scopes_from_json(token.scopes))
+
+
+def user_principal(
+    session: Session, user_id: str, email: str, contract_number: int | None
+) -> UserPrincipal | None:
+    """The user acting in ``contract_number`` (default: their first contract), with their role there."""
+    membership = users.membership(session, user_id, contract_number)
+    if membership is None:
+        return None
+    return UserPrincipal(
+        user_id, email, membership.contract_number, membership.role, membership.manage_registry
+    )
+
+
 def authenticate_user(
     session: Session, email: str, password: str, contract_number: int | None = None
 ) -> UserPrincipal | None:
     """A user with a valid password, acting in ``contract_number`` (default: their first contract)."""
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = users.by_email(session, email)
     if user is None:
         verify_password(dummy_hash(), password)
         return None
     if not verify_password(user.password_hash, password):
         return None
-    query = select(Membership).where(Membership.user_id == user.id).order_by(Membership.contract_number)
-    if contract_number is not None:
-        query = query.where(Membership.contract_number == contract_number)
-    membership = session.scalars(query).first()
-    if membership is None:
-        return None
-    return UserPrincipal(
-        user.id, user.email, membership.contract_number, membership.role, membership.manage_registry
-    )
+    return user_principal(session, user.id, user.email, contract_number)
 
 
-def authenticate_token(session: Session, registry_id: str, name: str, password: str) -> TokenPrincipal | None:
-    token = session.scalar(select(Token).where(Token.registry_id == registry_id, Token.name == name))
+def authenticate_token(session: Session, registry_id: str, name: str, password: str) -> TokenLogin | None:
+    """A token of one registry, by name."""
+    token = tokens.in_registry(session, registry_id, name)
     if token is None:
         verify_password(dummy_hash(), password)
         return None
+    return _check(token, password)
+
+
+def authenticate_token_anywhere(session: Session, name: str, password: str) -> TokenLogin | None:
+    """A token by name in any registry (a path-style ``docker login`` names no registry).
+
+    The password's lookup finds the one token it belongs to. Tokens made before lookups existed have
+    none: those of that name are tried one by one (and get their lookup once one verifies).
+    """
+    lookup = password_lookup(password)
+    token = tokens.by_lookup(session, name, lookup)
+    if token is not None:
+        return _check(token, password)
+    legacy = tokens.legacy_named(session, name)
+    for candidate in legacy:
+        login = _check(candidate, password)
+        if login is not None:
+            return login
+    if not legacy:
+        verify_password(dummy_hash(), password)
+    return None
+
+
+def _check(token: Token, password: str) -> TokenLogin | None:
     if not verify_password(token.password_hash, password) or not token_is_usable(token):
         return None
-    return TokenPrincipal(token.id, token.name, token.registry_id, scopes_from_json(token.scopes))
-
-
-def authenticate_token_anywhere(session: Session, name: str, password: str) -> TokenPrincipal | None:
-    """A token by name in any registry (``docker login`` names no registry); first match wins."""
-    for token in session.scalars(select(Token).where(Token.name == name).limit(50)):
-        if verify_password(token.password_hash, password) and token_is_usable(token):
-            return TokenPrincipal(token.id, token.name, token.registry_id, scopes_from_json(token.scopes))
-    return None
-
-
-def token_still_usable(session: Session, token_id: str) -> bool:
-    token = session.get(Token, token_id)
-    return token is not None and token_is_usable(token)
-
-
-def principal_for_subject(session: Session, subject: str, contract_number: int) -> Principal | None:
-    """The credential behind a bearer JWT (``user:<id>`` / ``token:<id>``) with its current rights.
-
-    Used where a JWT's granted scopes cannot answer a question (e.g. which repository a blob may be
-    mounted from); a token disabled, expired or deleted since the JWT was issued yields None.
-    """
-    kind, _, ident = subject.partition(":")
-    if kind == "token":
-        token = session.get(Token, ident)
-        if token is None or not token_is_usable(token):
-            return None
-        return TokenPrincipal(token.id, token.name, token.registry_id, scopes_from_json(token.scopes))
-    if kind == "user":
-        membership = session.get(Membership, (contract_number, ident))
-        user = session.get(User, ident)
-        if membership is None or user is None:
-            return None
-        return UserPrincipal(
-            user.id, user.email, contract_number, membership.role, membership.manage_registry
-        )
-    return None
+    backfill = password_lookup(password) if token.password_lookup is None else None
+    return TokenLogin(token_principal(token), backfill)

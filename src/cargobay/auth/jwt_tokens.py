@@ -1,8 +1,9 @@
 """Signed, short-lived bearer tokens for registry clients (Docker token flow).
 
 HS256 with a 256-bit key generated on first start into the data dir (mode 0600); every process
-of a deployment must see the same key file. A token lives at most 5 minutes, so revoking a
-registry token takes effect for bearer clients within that time (at once at the token endpoint).
+of a deployment must see the same key file. A token lives at most 5 minutes. The claims name the
+credential (``sub``: ``token:<id>`` or ``user:<id>``, and ``ctr``, the contract a user acted in), so
+the registry API can refuse a JWT whose registry token was disabled or deleted since it was issued.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class VerifiedToken:
     registry_ids: frozenset[str]
     grants: tuple[ResourceScope, ...]
     expires_at: float
+    contract: int | None = None
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -67,7 +69,12 @@ class TokenSigner:
         self._cache: OrderedDict[str, VerifiedToken] = OrderedDict()
 
     def issue(
-        self, subject: str, audience: str, registry_ids: list[str], grants: list[ResourceScope]
+        self,
+        subject: str,
+        audience: str,
+        registry_ids: list[str],
+        grants: list[ResourceScope],
+        contract: int | None = None,
     ) -> IssuedToken:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -81,6 +88,8 @@ class TokenSigner:
             "rids": sorted(set(registry_ids)),
             "access": [g.as_claim() for g in grants],
         }
+        if contract is not None:
+            claims["ctr"] = contract
         token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
         issued_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         return IssuedToken(token, self.ttl, issued_at)
@@ -109,8 +118,14 @@ class TokenSigner:
             for a in claims.get("access") or ()
             if isinstance(a, dict) and "type" in a and "name" in a
         )
+        contract = claims.get("ctr")
         verified = VerifiedToken(
-            claims["sub"], audience, frozenset(claims.get("rids") or ()), grants, float(claims["exp"])
+            claims["sub"],
+            audience,
+            frozenset(claims.get("rids") or ()),
+            grants,
+            float(claims["exp"]),
+            contract if isinstance(contract, int) and not isinstance(contract, bool) else None,
         )
         self._cache[token] = verified
         if len(self._cache) > 10_000:

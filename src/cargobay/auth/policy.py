@@ -90,13 +90,21 @@ def allowed_actions(principal: Principal, target: Target) -> frozenset[str]:
     return frozenset(actions)
 
 
-def catalog_filter(principal: Principal, registry_id: str) -> Callable[[str], bool]:
-    """Which repository names of a registry the principal may see in the catalog."""
+def catalog_filter(
+    principal: UserPrincipal | TokenPrincipal, registry_id: str, contract_number: int
+) -> Callable[[str], bool] | None:
+    """The catalog rule, the one place it is written: which repository names of a registry the
+    principal may list, or None when it may list none of that registry.
+
+    Users list every repository of their contract's registries; a token lists the repositories of
+    its own registry that match one of its ``registry`` scopes. A bearer JWT is judged by the current
+    rights of the credential it names (its grants only say that listing was asked for).
+    """
     if isinstance(principal, UserPrincipal):
-        return lambda name: True
-    if isinstance(principal, TokenPrincipal):
-        if registry_id != principal.registry_id:
-            return lambda name: False
-        globs = [s.name for s in principal.scopes if s.type == "registry"]
-        return lambda name: any(glob_matches(g, name) for g in globs)
-    return lambda name: True
+        return (lambda name: True) if principal.contract_number == contract_number else None
+    if registry_id != principal.registry_id:
+        return None
+    globs = [s.name for s in principal.scopes if s.type == "registry"]
+    if not globs:
+        return None
+    return lambda name: any(glob_matches(g, name) for g in globs)

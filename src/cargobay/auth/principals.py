@@ -41,6 +41,11 @@ class GrantPrincipal:
     subject: str
     registry_ids: frozenset[str]
     grants: tuple[ResourceScope, ...] = field(default=())
+    contract: int | None = None  # the contract a user subject acted in
+
+    @property
+    def lists_catalog(self) -> bool:
+        return any(g.type == "registry" and g.name == "catalog" for g in self.grants)
 
 
 Principal = UserPrincipal | TokenPrincipal | GrantPrincipal

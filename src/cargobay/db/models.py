@@ -93,6 +93,7 @@ class Registry(Base):
     state: Mapped[str] = mapped_column(String(32), default="New")
     gc_days: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     gc_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    gc_schedule_since: Mapped[datetime | None] = mapped_column(nullable=True)  # when the schedule was set
     vulnerability_scanning: Mapped[bool] = mapped_column(Boolean, default=True)
     allowlist: Mapped[list[Any]] = mapped_column(JSON, default=list)
     wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
@@ -128,12 +129,14 @@ class Token(Base):
     """A registry credential: username = name, password stored only as a hash."""
 
     __tablename__ = "tokens"
-    __table_args__ = (UniqueConstraint("registry_id", "name"),)
+    __table_args__ = (UniqueConstraint("registry_id", "name"), Index("ix_tokens_name", "name"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(63))
     password_hash: Mapped[str] = mapped_column(String(200))
+    # sha256 of the generated password (see auth.credentials.password_lookup); NULL on older tokens
+    password_lookup: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16), default="enabled")
     expiry_date: Mapped[datetime | None] = mapped_column(nullable=True)
     scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -268,6 +271,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    concurrency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     run_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -283,4 +287,5 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_claim", "status", "run_at"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_concurrency", "concurrency_key", "status"),
     )

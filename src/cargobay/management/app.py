@@ -13,8 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cargobay.auth.jwt_tokens import load_or_create_key
-from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSigner
+from cargobay.auth.management import ManagementAuthenticator
 from cargobay.logs import get_logger
 from cargobay.management import errors
 from cargobay.management.auth_api import PREFIX as AUTH_PREFIX
@@ -23,11 +22,6 @@ from cargobay.management.context import PREFIX, Management
 from cargobay.management.routes import content, registries, tokens
 from cargobay.management.security import caller_dependency
 from cargobay.runtime import Runtime
-from cargobay.services.api_tokens import ApiTokenService
-from cargobay.services.artifacts import ArtifactService
-from cargobay.services.registry_admin import RegistryAdmin
-from cargobay.services.repository_admin import RepositoryAdmin
-from cargobay.services.tokens import TokenService
 
 log = get_logger("cargobay.management")
 
@@ -106,16 +100,15 @@ class ManagementApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        key = load_or_create_key(runtime.settings.data_dir / "jwt.key")
-        signer = ManagementTokenSigner(key)
-        authenticator = ManagementAuthenticator(runtime.db, signer)
+        services = runtime.services
+        authenticator: ManagementAuthenticator = runtime.auth.management
         self.context = Management(
             settings=runtime.settings,
-            registries=RegistryAdmin(runtime.db, runtime.store),
-            tokens=TokenService(runtime.db),
-            repositories=RepositoryAdmin(runtime.db),
-            artifacts=ArtifactService(runtime.db),
-            api_tokens=ApiTokenService(runtime.db, signer),
+            registries=services.registries,
+            tokens=services.tokens,
+            repositories=services.repositories,
+            artifacts=services.artifacts,
+            api_tokens=services.api_tokens,
         )
         self.api = RawPathRouting(build_api(self.context, authenticator), PREFIX)
         self.auth = RawPathRouting(

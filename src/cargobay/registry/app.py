@@ -5,20 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
-from cargobay.auth.policy import catalog_filter
-from cargobay.auth.principals import Principal, TokenPrincipal, UserPrincipal
-from cargobay.db.models import Token
-from cargobay.domain.allowlist import is_allowed
+from cargobay.auth.registry_access import AccessRefused
 from cargobay.domain.digests import is_digest
 from cargobay.domain.errors import DomainError, OciCode, RegistryError
 from cargobay.domain.names import check_repository_name
-from cargobay.domain.scopes import glob_matches, scopes_from_json
 from cargobay.logs import get_logger
 from cargobay.registry.access import AccessControl
 from cargobay.registry.blobs import BlobEndpoints
@@ -34,11 +28,7 @@ from cargobay.registry.manifests import ManifestEndpoints, next_link, parse_page
 from cargobay.registry.routing import METHODS, Endpoint, address, match, registry_from_host
 from cargobay.registry.token import TokenEndpoint
 from cargobay.runtime import Runtime
-from cargobay.services.blobs import BlobService
-from cargobay.services.catalog import CatalogSource, list_catalog
-from cargobay.services.manifests import ManifestService
-from cargobay.services.stats import PullRecorder
-from cargobay.services.uploads import UploadService
+from cargobay.services.catalog import CatalogSource
 from cargobay.storage.base import IntegrityError, ObjectNotFound
 
 log = get_logger("cargobay.registry")
@@ -52,18 +42,16 @@ _NEEDED_BY_ENDPOINT = {Endpoint.UPLOAD: "push"}
 
 class RegistryApp:
     def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
+        services = runtime.services
         self.runtime = runtime
-        self.settings = settings
-        signer = TokenSigner(load_or_create_key(settings.data_dir / "jwt.key"), settings.token_ttl_seconds)
-        self.access = AccessControl(runtime.db, signer, settings)
-        self.stats = PullRecorder(runtime.db)
-        self.uploads = UploadService(runtime.db, runtime.store, settings.upload_expiry_seconds)
+        self.settings = runtime.settings
+        self.access = AccessControl(runtime.auth.registry, self.settings)
+        self.stats = services.pulls
         self.blob_endpoints = BlobEndpoints(
-            BlobService(runtime.db, runtime.store), self.uploads, self._host_registry
+            services.blobs, services.uploads, self.access, self._host_registry
         )
-        self.manifest_endpoints = ManifestEndpoints(ManifestService(runtime.db, runtime.sealer), self.stats)
-        self.token_endpoint = TokenEndpoint(runtime.db, signer, settings)
+        self.manifest_endpoints = ManifestEndpoints(services.manifests, self.stats)
+        self.token_endpoint = TokenEndpoint(self.access)
         self._handlers: dict[Endpoint, Callable[[Call], Awaitable[Response]]] = {
             Endpoint.MANIFEST: self.manifest_endpoints.manifest,
             Endpoint.TAGS: self.manifest_endpoints.tags,
@@ -148,77 +136,31 @@ class RegistryApp:
 
     async def _catalog(self, request: Request) -> Response:
         host_registry = self._host_registry(request)
+        scope = "registry:catalog:*"
         access = await self.access.check(
             request,
             host_registry,
             None,
             None,
             frozenset({"catalog"}) if host_registry else frozenset(),
-            "registry:catalog:*",
+            scope,
         )
         params = request.query_params
         n = parse_page_size(params.get("n"))
         last = params.get("last")
-        sources = await self._catalog_sources(
-            access.principal,
-            access.registry.id if access.registry else None,
-            host_registry is None,
-            self.access.client_ip(request),
-        )
+        try:
+            listings = await self.access.access.listings(access, self.access.client_ip(request))
+        except AccessRefused as exc:
+            raise self.access.refused(request, exc, scope) from None
         if n == 0:
             return json_response({"repositories": []})
-        names, more = await list_catalog(self.runtime.db, sources, n, last)
+        prefix = host_registry is None
+        sources = [
+            CatalogSource(x.registry.id, f"{x.registry.name}/" if prefix else "", x.visible) for x in listings
+        ]
+        names, more = await self.runtime.services.catalog.list(sources, n, last)
         headers = next_link("/v2/_catalog", n, names[-1]) if more and n and names else {}
         return json_response({"repositories": names}, headers=headers)
-
-    async def _catalog_sources(
-        self, principal: Principal, registry_id: str | None, path_style: bool, client_ip: str | None
-    ) -> list[CatalogSource]:
-        """The registries the principal may list; one whose allowlist excludes the caller is left out
-        (the path-style catalog spans registries, so no single allowlist was checked before)."""
-
-        def work(session: Session) -> list[CatalogSource]:
-            from sqlalchemy import select
-
-            from cargobay.db.models import Registry
-
-            query = select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist)
-            if registry_id is not None:
-                query = query.where(Registry.id == registry_id)
-            sources: list[CatalogSource] = []
-            for rid, name, contract, allowlist in session.execute(query):
-                if not is_allowed(allowlist or (), client_ip):
-                    continue
-                visible = _visibility(session, principal, rid, contract)
-                if visible is not None:
-                    sources.append(CatalogSource(rid, f"{name}/" if path_style else "", visible))
-            return sources
-
-        return await self.runtime.db.read(work)
-
-
-def _visibility(
-    session: Session, principal: Principal, registry_id: str, contract: int
-) -> Callable[[str], bool] | None:
-    if isinstance(principal, UserPrincipal):
-        return catalog_filter(principal, registry_id) if principal.contract_number == contract else None
-    if isinstance(principal, TokenPrincipal):
-        if principal.registry_id != registry_id or not any(s.type == "registry" for s in principal.scopes):
-            return None
-        return catalog_filter(principal, registry_id)
-    # What is left is a GrantPrincipal (a bearer JWT).
-    if registry_id not in principal.registry_ids or not any(
-        g.type == "registry" and g.name == "catalog" for g in principal.grants
-    ):
-        return None
-    kind, _, ident = principal.subject.partition(":")
-    if kind == "token":
-        token = session.get(Token, ident)
-        if token is None:
-            return None
-        globs = [s.name for s in scopes_from_json(token.scopes) if s.type == "registry"]
-        return lambda name: any(glob_matches(g, name) for g in globs)
-    return lambda name: True
 
 
 def build_registry_app(runtime: Runtime) -> RegistryApp:

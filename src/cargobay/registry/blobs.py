@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.responses import Response, StreamingResponse
 
-from cargobay.auth.credentials import principal_for_subject
-from cargobay.auth.policy import Target, allowed_actions
-from cargobay.auth.principals import GrantPrincipal, Principal
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import is_repository_name
+from cargobay.registry.access import AccessControl
 from cargobay.registry.context import Call
 from cargobay.registry.http import (
     API_VERSION_HEADER,
@@ -36,10 +34,15 @@ def _blob_unknown(digest: str) -> RegistryError:
 
 class BlobEndpoints:
     def __init__(
-        self, blobs: BlobService, uploads: UploadService, host_registry: Callable[[Call], str | None]
+        self,
+        blobs: BlobService,
+        uploads: UploadService,
+        gate: AccessControl,
+        host_registry: Callable[[Call], str | None],
     ) -> None:
         self.blobs = blobs
         self.uploads = uploads
+        self.gate = gate
         self._host_registry = host_registry
 
     # -- blobs ------------------------------------------------------------------------------
@@ -103,21 +106,10 @@ class BlobEndpoints:
             ):
                 return None  # not mountable (another registry, or nonsense): open a session instead
             source = source_address.repository
-        registry = call.registry
-        prefix = call.name[: len(call.name) - len(call.repository)]
-        holder: Principal | None = call.access.principal
-        if isinstance(holder, GrantPrincipal):
-            # A JWT names only the repositories asked for; judge the source by its subject's rights.
-            holder = await self.blobs.db.read(principal_for_subject, holder.subject, registry.contract_number)
-        if holder is None:
+        may_pull = await self.gate.access.pull_judge(call.access)
+        if may_pull is None:
             return None
-        principal: Principal = holder
-
-        def may_pull(repository: str) -> bool:
-            target = Target(registry.id, registry.contract_number, repository, prefix + repository)
-            return "pull" in allowed_actions(principal, target)
-
-        return await self.blobs.mount(registry.id, call.repository, digest, source, may_pull)
+        return await self.blobs.mount(call.registry.id, call.repository, digest, source, may_pull)
 
     async def upload(self, call: Call) -> Response:
         upload = await self.uploads.find(call.registry.id, call.repository, call.route.param)

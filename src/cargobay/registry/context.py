@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from cargobay.registry.access import Access
+from cargobay.auth.registry_access import Access
+from cargobay.domain.registries import RegistryInfo
 from cargobay.registry.routing import Address, Route
-from cargobay.services.registries import RegistryInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,8 @@ from cargobay.domain.errors import (
     Unauthenticated,
     UploadUnknown,
 )
+from cargobay.domain.registries import RegistryInfo
 from cargobay.logs import get_logger
-from cargobay.services.registries import RegistryInfo
 from cargobay.storage.base import IntegrityError
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Manifest, Registry, Repository, Tag
+from cargobay.db.queries import repositories
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import InvalidDigest, InvalidInput, NotFound
-from cargobay.services import repositories
 from cargobay.services.ownership import visible_registry
 
 MAX_VULNERABILITY_ID = 64

@@ -1,15 +1,20 @@
-"""The catalog: repository names across the registries a caller may list, in lexical order."""
+"""The catalog: repository names across the registries a caller may list, in lexical order.
+
+Registries come in the order of ``name + "/"`` (which is the lexical order of the full names, as a
+registry name holds no ``/``); each is read on its (registry, name) index from where the previous
+page ended, so a page costs the same however many repositories or registries the server holds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from cargobay.db.engine import Database
-from cargobay.db.models import Registry, Repository
+from cargobay.db.queries import repositories
+
+_BATCH = 500
+MAX_NAMES = 100_000  # a catalog request without ``n`` answers at most this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,42 +26,38 @@ class CatalogSource:
     visible: Callable[[str], bool]
 
 
-async def list_catalog(
-    db: Database, sources: list[CatalogSource], n: int | None, last: str | None
-) -> tuple[list[str], bool]:
-    """Names after ``last``; the flag says whether more remain after this page."""
-    if not sources:
-        return [], False
-    by_id = {s.registry_id: s for s in sources}
-    same_prefix = {s.prefix for s in sources} == {""}
-    want = n if n is not None else 100_000
-    names: list[str] = []
+class Catalog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def page(session: Session, after: str | None, size: int) -> list[tuple[str, str, str]]:
-        shown = Repository.name if same_prefix else Registry.name + "/" + Repository.name
-        query = (
-            select(shown, Repository.registry_id, Repository.name)
-            .join(Registry, Registry.id == Repository.registry_id)
-            .where(Repository.registry_id.in_(list(by_id)))
-            .order_by(shown)
-            .limit(size)
-        )
-        if after is not None:
-            query = query.where(shown > after)
-        return [(r[0], r[1], r[2]) for r in session.execute(query)]
-
-    after = last
-    while len(names) <= want:
-        batch = await db.read(page, after, 500)
-        if not batch:
-            break
-        for shown_name, registry_id, repository in batch:
-            if by_id[registry_id].visible(repository):
-                names.append(shown_name)
-                if len(names) > want:
+    async def list(
+        self, sources: Sequence[CatalogSource], n: int | None, last: str | None
+    ) -> tuple[list[str], bool]:
+        """Names after ``last`` from ``sources`` (in catalog order); the flag says whether more remain."""
+        want = n if n is not None else MAX_NAMES
+        names: list[str] = []
+        for source in sources:
+            after, skip = _start(source.prefix, last)
+            if skip:
+                continue
+            while True:
+                batch = await repositories.names_after(self.db, source.registry_id, after, _BATCH)
+                for name in batch:
+                    if source.visible(name):
+                        names.append(source.prefix + name)
+                        if len(names) > want:
+                            return names[:want], True
+                if len(batch) < _BATCH:
                     break
-        after = batch[-1][0]
-        if len(batch) < 500:
-            break
-    more = len(names) > want
-    return names[:want], more
+                after = batch[-1]
+        return names, False
+
+
+def _start(prefix: str, last: str | None) -> tuple[str | None, bool]:
+    """Where a source's names begin after ``last``: (after, skip the whole source)."""
+    if last is None or not prefix:
+        return last, False
+    if last.startswith(prefix):
+        return last[len(prefix) :], False
+    # Every name of the source starts with the prefix: all of them sort before or after ``last``.
+    return None, last > prefix

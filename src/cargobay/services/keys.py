@@ -9,6 +9,7 @@ the new key, and running the rotation again finishes it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from cargobay.db.engine import Database
 from cargobay.db.models import EncryptionState, Registry
 from cargobay.db.types import utcnow
+from cargobay.domain.errors import DomainError, InvalidInput
 from cargobay.faults import crash_point
 from cargobay.logs import get_logger
 from cargobay.storage.base import IntegrityError
@@ -238,3 +240,51 @@ def _rewrap(session: Session, provider: KeyProvider, registry_id: str, key_id: s
         .values(wrapped_data_key=wrap(provider, key_id, data_key, registry_id), master_key_id=key_id)
     )
     return True
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a master-key rotation did; ``retire_error`` says why old keys stayed in the file."""
+
+    new_key_id: str
+    generated: bool  # the new key file did not exist and was made
+    installed: bool  # the new key was added to the master key file (False: it was already there)
+    rewrapped: int
+    retired: tuple[str, ...]
+    retire_error: str | None = None
+    left_behind: tuple[str, ...] = ()
+
+
+class KeyFileUnwritable(DomainError):
+    """The master key file cannot be written; the operator has to add the key by hand."""
+
+
+def rotate_master(db: Database, keyring: MasterKeyFile, new_key_file: Path) -> Rotation:
+    """Re-wrap every registry's data key under the key in ``new_key_file`` (made, mode 0600, if absent).
+
+    The new key is first added to the master key file (as its first, active key), every data key is
+    re-wrapped under it one registry at a time, and the old key is then dropped from the file. A crash
+    at any point leaves all data readable; running it again finishes it.
+    """
+    generated = not new_key_file.exists()
+    new_keys = MasterKeyFile.create(new_key_file)
+    if len(new_keys.key_ids) != 1:
+        raise InvalidInput(f"{new_key_file} must hold exactly one key")
+    new_id = new_keys.active_key_id
+    try:
+        installed = keyring.install(new_keys.key(new_id))
+    except OSError as exc:
+        raise KeyFileUnwritable(
+            f"cannot write {keyring.path} ({exc.strerror}): add the new key as its first line yourself "
+            f"(on every node that reads it), then run this command again"
+        ) from None
+    crash_point("rotate.installed")
+    count = rotate_master_key(db, keyring, new_id)
+    crash_point("rotate.rewrapped_all")
+    in_use = db.read_sync(master_key_ids_in_use)
+    try:
+        dropped = tuple(keyring.retain(in_use))
+    except OSError as exc:
+        old = tuple(i for i in keyring.key_ids if i not in in_use and i != new_id)
+        return Rotation(new_id, generated, installed, count, (), exc.strerror, old)
+    return Rotation(new_id, generated, installed, count, dropped)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
 from cargobay.db.models import Contract, Registry
 from cargobay.db.types import utcnow
+from cargobay.domain.errors import Conflict, InvalidInput
 from cargobay.domain.names import check_registry_name
 
 
-class RegistryNameTaken(Exception):
-    pass
+class RegistryNameTaken(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is already in use; registry names are globally unique", field="name")
 
 
 def create_registry(
@@ -37,7 +36,7 @@ def create_registry(
     """Insert a registry in state ``New``; ``mark_running`` finishes provisioning."""
     check_registry_name(name)
     if session.get(Contract, contract_number) is None:
-        raise ValueError(f"contract {contract_number} does not exist")
+        raise InvalidInput(f"{contract_number} does not exist", field="contract")
     if session.scalar(select(Registry.id).where(Registry.name == name)) is not None:
         raise RegistryNameTaken(name)
     registry = Registry(
@@ -73,38 +72,3 @@ def get_by_name(session: Session, name: str) -> Registry | None:
 def hostname(name: str, domain: str | None, public_host: str) -> str:
     """``{name}.{domain}`` with a registry domain, else the path form ``host:port/{name}``."""
     return f"{name}.{domain}" if domain else f"{public_host}/{name}"
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryInfo:
-    """What the registry API needs to know about a registry on every request."""
-
-    id: str
-    name: str
-    contract_number: int
-    allowlist: tuple[str, ...]
-
-
-async def lookup(db: Database, name: str) -> RegistryInfo | None:
-    """The registry API's view of a registry (one indexed read on the hot path)."""
-    row = await db.fetch_one(
-        "SELECT id, name, contract_number, allowlist FROM registries WHERE name = ?", name
-    )
-    return _info(row)
-
-
-async def lookup_by_id(db: Database, registry_id: str) -> RegistryInfo | None:
-    """The same view of a registry known by id (the registry a token belongs to)."""
-    row = await db.fetch_one(
-        "SELECT id, name, contract_number, allowlist FROM registries WHERE id = ?", registry_id
-    )
-    return _info(row)
-
-
-def _info(row: Any) -> RegistryInfo | None:
-    if row is None:
-        return None
-    allowlist = row[3]
-    if isinstance(allowlist, str):
-        allowlist = json.loads(allowlist)
-    return RegistryInfo(row[0], row[1], row[2], tuple(allowlist or ()))

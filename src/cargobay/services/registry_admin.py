@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
+from cargobay.db.queries.registries import contract_numbers
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
 from cargobay.domain.errors import Conflict, InvalidInput, NotFound, fields_under
@@ -171,6 +172,29 @@ class RegistryAdmin:
 
         return await self.db.read(work)
 
+    async def create_as_operator(self, contract_number: int | None, name: str, location: str) -> RegistryView:
+        """A registry made by the operator (the CLI), in ``contract_number`` or else the only contract."""
+
+        def work(session: Session) -> RegistryView:
+            number = contract_number
+            if number is None:
+                numbers = contract_numbers(session)
+                if len(numbers) != 1:
+                    raise InvalidInput(
+                        "several contracts exist: pass --contract" if numbers else "no contract exists"
+                    )
+                number = numbers[0]
+            registry = registries.create_registry(
+                session, contract_number=number, name=name, location=location
+            )
+            registries.mark_running(session, registry.id)
+            return view_of(registry)
+
+        try:
+            return await self.db.write(work)
+        except IntegrityError:  # a concurrent create won the name
+            raise _name_taken(name) from None
+
     async def get(self, actor: UserPrincipal, registry_id: str) -> RegistryView:
         return await self.db.read(lambda s: view_of(visible_registry(s, actor, registry_id)))
 
@@ -275,7 +299,7 @@ def _create(
 
 
 def _name_taken(name: str) -> Conflict:
-    return Conflict(f"{name!r} is already in use; registry names are globally unique", field="name")
+    return registries.RegistryNameTaken(name)
 
 
 def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -> None:

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Manifest, Registry, Repository
+from cargobay.db.queries import repositories
+from cargobay.db.queries.registries import add_storage
 from cargobay.domain.errors import InvalidInput, NotFound
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
-from cargobay.services import repositories
-from cargobay.services.blobs import add_storage
 from cargobay.services.ownership import require_manager, visible_registry
 
 

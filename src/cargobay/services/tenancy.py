@@ -10,12 +10,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.passwords import generate_password, hash_password
+from cargobay.db.engine import Database
 from cargobay.db.models import Contract, Membership, User
+from cargobay.db.queries.registries import contract_numbers
+from cargobay.domain.errors import DomainError
 
 ROLES = ("owner", "admin", "user")
 
 
-class TenancyError(Exception):
+class TenancyError(DomainError):
     """A tenancy rule was broken (unknown contract, duplicate user, bad role...)."""
 
 
@@ -97,3 +100,72 @@ def bootstrap(session: Session, admin_user: str | None, admin_password: str | No
     user = find_user(session, email) or create_user(session, email, admin_password)
     add_member(session, contract.number, user, "owner", manage_registry=True)
     return BootstrapResult(contract.number, email, generated)
+
+
+@dataclass(frozen=True)
+class NewContract:
+    number: int
+    generated_password: str | None  # the owner's, when one was made for a new owner
+
+
+@dataclass(frozen=True)
+class NewMember:
+    email: str
+    existed: bool  # the user existed before (their password was left as it was)
+    generated_password: str | None
+
+
+class Tenancy:
+    """Contracts and their users, as an operator manages them (the CLI)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def bootstrap(self, admin_user: str | None, admin_password: str | None) -> BootstrapResult | None:
+        return await self.db.write(bootstrap, admin_user, admin_password)
+
+    async def create_contract(
+        self, name: str, number: int | None, owner: str | None, password: str | None
+    ) -> NewContract:
+        """A contract, with ``owner`` (created when new, with ``password`` or a generated one) as owner."""
+
+        def work(session: Session) -> NewContract:
+            contract = create_contract(session, name, number)
+            generated = None
+            if owner:
+                user = find_user(session, owner)
+                if user is None:
+                    secret = password or generate_password(18)
+                    generated = None if password else secret
+                    user = create_user(session, owner, secret)
+                add_member(session, contract.number, user, "owner", manage_registry=True)
+            return NewContract(contract.number, generated)
+
+        return await self.db.write(work)
+
+    async def add_user(
+        self, email: str, contract: int, role: str, manage_registry: bool, password: str | None
+    ) -> NewMember:
+        """Create a user (or take the existing one) and give them ``role`` in ``contract``."""
+
+        def work(session: Session) -> NewMember:
+            user = find_user(session, email)
+            existed = user is not None
+            generated = None
+            if user is None:
+                secret = password or generate_password(18)
+                generated = None if password else secret
+                user = create_user(session, email, secret)
+            add_member(session, contract, user, role, manage_registry)
+            return NewMember(user.email, existed, generated)
+
+        return await self.db.write(work)
+
+    async def only_contract(self) -> int:
+        """The installation's contract when there is exactly one (commands that need no choice)."""
+        numbers = await self.db.read(contract_numbers)
+        if len(numbers) != 1:
+            raise TenancyError(
+                "several contracts exist: pass --contract" if numbers else "no contract exists"
+            )
+        return numbers[0]

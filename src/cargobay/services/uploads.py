@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio.to_thread
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.models import Upload
+from cargobay.db.queries import blobs, uploads
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, Hasher, new_hasher
 from cargobay.domain.errors import DigestMismatch, InvalidUpload, RangeMismatch, UploadUnknown
 from cargobay.logs import get_logger
-from cargobay.services.blobs import BlobInfo, object_key, record_blob, staged_key
+from cargobay.services.blobs import BlobInfo, object_key, staged_key
 from cargobay.storage.base import BlobStore, Chunk
 from cargobay.storage.streams import SerialOffload, rechunk
 
@@ -69,20 +67,7 @@ class UploadService:
         upload_id = str(uuid.uuid4())
         key = staged_key(registry_id, upload_id.replace("-", ""))
 
-        def work(tx: RawTx) -> None:
-            now = tx.timestamp(utcnow())
-            tx.run(
-                "INSERT INTO uploads (id, registry_id, repository_name, object_key, size, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-                upload_id,
-                registry_id,
-                repository,
-                key,
-                now,
-                now,
-            )
-
-        await self.db.write_raw(work)
+        await self.db.write_raw(uploads.insert, upload_id, registry_id, repository, key)
         self._hashes[upload_id] = _RunningHash(0, new_hasher("sha256"))
         return UploadInfo(upload_id, registry_id, repository, key)
 
@@ -91,19 +76,14 @@ class UploadService:
         try:
             uuid.UUID(upload_id)
         except ValueError:
-            raise _unknown(upload_id) from None
+            raise UploadUnknown(upload_id) from None
 
-        row = await self.db.fetch_one(
-            "SELECT object_key FROM uploads WHERE id = ? AND registry_id = ? AND repository_name = ? "
-            "AND updated_at >= ?",
-            upload_id,
-            registry_id,
-            repository,
-            self.db.timestamp(utcnow() - self.expiry),
+        key = await uploads.live_object_key(
+            self.db, upload_id, registry_id, repository, utcnow() - self.expiry
         )
-        if row is None:
-            raise _unknown(upload_id)
-        return UploadInfo(upload_id, registry_id, repository, row[0])
+        if key is None:
+            raise UploadUnknown(upload_id)
+        return UploadInfo(upload_id, registry_id, repository, key)
 
     async def size(self, upload: UploadInfo) -> int:
         return await self.store.staged_size(upload.object_key) or 0
@@ -158,7 +138,7 @@ class UploadService:
             self._hashes[upload.id] = _RunningHash(new_size, hasher)
         else:
             self._hashes.pop(upload.id, None)
-        await self.db.write_raw(_touch, upload.id, new_size)
+        await self.db.write_raw(uploads.touch, upload.id, new_size)
         return new_size
 
     async def _rollback(self, upload: UploadInfo, size: int) -> None:
@@ -203,21 +183,19 @@ class UploadService:
     async def _commit(self, upload: UploadInfo, digest: str, size: int) -> BlobInfo:
         object_id = upload.object_key.rsplit("/", 1)[1]
         final_key = object_key(upload.registry_id, object_id)
-        existing = await self.db.fetch_one(
-            "SELECT id FROM blobs WHERE registry_id = ? AND digest = ?", upload.registry_id, digest
-        )
-        if existing is None:
+        existing = await blobs.stored(self.db, upload.registry_id, digest)
+        if not existing:
             await self.store.commit(upload.object_key, final_key)
         else:
             await self.store.discard(upload.object_key)
 
         def work(tx: RawTx) -> tuple[BlobInfo, bool]:
-            result = record_blob(tx, upload.registry_id, upload.repository, digest, size, final_key)
-            _forget(tx, upload.id)
+            result = blobs.record(tx, upload.registry_id, upload.repository, digest, size, final_key)
+            uploads.forget(tx, upload.id)
             return result
 
         blob, created = await self.db.write_raw(work)
-        if existing is None and not created:
+        if not existing and not created:
             await self.store.delete(final_key)  # another upload of the same digest won the race
         return blob
 
@@ -239,42 +217,20 @@ class UploadService:
     async def cancel(self, upload: UploadInfo) -> None:
         async with self._lock(upload.id):
             await self.store.discard(upload.object_key)
-            await self.db.write_raw(_forget, upload.id)
+            await self.db.write_raw(uploads.forget, upload.id)
             self._hashes.pop(upload.id, None)
 
     async def expire(self) -> int:
         """Drop sessions idle for longer than the expiry, and staged bytes no session owns."""
-        cutoff = utcnow() - self.expiry
-
-        def stale(session: Session) -> list[tuple[str, str]]:
-            rows = session.execute(
-                select(Upload.id, Upload.object_key).where(Upload.updated_at < cutoff).limit(1000)
-            )
-            return [(r[0], r[1]) for r in rows]
-
-        expired = await self.db.read(stale)
+        expired = await uploads.idle_since(self.db, utcnow() - self.expiry)
         for upload_id, key in expired:
             async with self._lock(upload_id):
                 await self.store.discard(key)
-                await self.db.write_raw(_forget, upload_id)
+                await self.db.write_raw(uploads.forget, upload_id)
                 self._hashes.pop(upload_id, None)
         if expired:
             log.info("uploads_expired", count=len(expired))
         return len(expired)
-
-
-def _touch(tx: RawTx, upload_id: str, size: int) -> None:
-    tx.run(
-        "UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?", size, tx.timestamp(utcnow()), upload_id
-    )
-
-
-def _forget(tx: RawTx, upload_id: str) -> None:
-    tx.run("DELETE FROM uploads WHERE id = ?", upload_id)
-
-
-def _unknown(upload_id: str) -> UploadUnknown:
-    return UploadUnknown(upload_id)
 
 
 class _Counter:

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Job, Registry, Token, Upload
+from cargobay.db.queries.registries import add_storage
 from cargobay.db.types import utcnow
-from cargobay.services.blobs import add_storage
 
 
 def test_datetimes_come_back_aware_in_utc(db: Database, registry_id: str) -> None:

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Blob, Manifest, ManifestBlob, Registry, Repository, RepositoryBlob, Tag
+from cargobay.db.queries import repositories
+from cargobay.db.queries.blobs import record as record_blob
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import ManifestBlobUnknown
-from cargobay.services import repositories
-from cargobay.services.blobs import BlobService, record_blob
+from cargobay.services.blobs import BlobService
 from cargobay.services.manifests import ManifestService
 from cargobay.storage.sealing import PlainSealer
 

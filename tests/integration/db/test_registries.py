@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
+from cargobay.db.queries.registries import info_by_name
+from cargobay.domain.errors import InvalidInput
+from cargobay.domain.registries import RegistryInfo
 from cargobay.services import registries
 
 
@@ -36,11 +39,11 @@ def test_created_registry_is_new_until_marked_running(db: Database, contract_num
 
 async def test_registry_reads_back_by_name(db: Database, contract_number: int) -> None:
     registry_id = db.write_sync(_create, contract_number, "alpha")
-    info = await registries.lookup(db, "alpha")  # the hot path's raw read
-    assert info == registries.RegistryInfo(registry_id, "alpha", contract_number, ("10.0.0.0/8",))
+    info = await info_by_name(db, "alpha")  # the hot path's raw read
+    assert info == RegistryInfo(registry_id, "alpha", contract_number, ("10.0.0.0/8",))
     row = db.read_sync(registries.get_by_name, "alpha")
     assert row is not None and row.gc_days == ["Monday", "Friday"] and row.storage_bytes == 0
-    assert await registries.lookup(db, "missing") is None
+    assert await info_by_name(db, "missing") is None
 
 
 def test_registry_name_is_taken_across_contracts(db: Database, contract_number: int) -> None:
@@ -53,7 +56,7 @@ def test_registry_name_is_taken_across_contracts(db: Database, contract_number: 
 
 
 def test_registry_needs_an_existing_contract(db: Database) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput, match="contract 424242 does not exist"):
         db.write_sync(_create, 424242, "alpha")
 
 

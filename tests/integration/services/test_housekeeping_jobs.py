@@ -14,9 +14,8 @@ from cargobay.db.models import Job, Token, Upload
 from cargobay.db.types import utcnow
 from cargobay.jobs import queue
 from cargobay.jobs.queue import JobQueue
-from cargobay.runtime import Runtime
+from cargobay.runtime import Runtime, assemble
 from cargobay.services.tokens import delete_expired_tokens
-from cargobay.services.uploads import UploadService
 from cargobay.storage.filesystem import FilesystemStore
 from cargobay.storage.sealing import PlainSealer
 from cargobay.worker import JobRunner, build_jobs, upload_expiry_interval
@@ -49,7 +48,7 @@ def test_upload_expiry_interval_follows_the_setting() -> None:
 @pytest.fixture
 def runtime(db: Database, db_url: str, tmp_path: Path) -> Runtime:
     settings = Settings(data_dir=tmp_path, database_url=db_url, upload_expiry_seconds=60)
-    return Runtime(settings, db, FilesystemStore(tmp_path / "storage"), PlainSealer())
+    return assemble(settings, db, FilesystemStore(tmp_path / "storage"), PlainSealer())
 
 
 async def test_every_periodic_kind_has_a_handler(runtime: Runtime) -> None:
@@ -60,7 +59,7 @@ async def test_every_periodic_kind_has_a_handler(runtime: Runtime) -> None:
 
 async def test_housekeeping_jobs_run_through_the_worker(runtime: Runtime, registry_id: str) -> None:
     db = runtime.db
-    uploads = UploadService(db, runtime.store, 60)
+    uploads = runtime.services.uploads
     stale = await uploads.start(registry_id, "app")
     fresh = await uploads.start(registry_id, "app")
 
@@ -81,7 +80,7 @@ async def test_housekeeping_jobs_run_through_the_worker(runtime: Runtime, regist
         for kind in ("uploads.expire", "tokens.expire", "jobs.prune")
     }
 
-    jobs = build_jobs(runtime, uploads=uploads)
+    jobs = build_jobs(runtime)
     assert await JobRunner(JobQueue(db), jobs.handlers, concurrency=3).run_until_idle() == 3
 
     results = {kind: db.read_sync(lambda s, i=job_id: s.get(Job, i).result) for kind, job_id in ids.items()}

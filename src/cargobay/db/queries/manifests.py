@@ -1,0 +1,163 @@
+"""Manifests, their tags, and what they reference (blobs, child manifests, a subject)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from cargobay.db.engine import Database
+from cargobay.db.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest row as the pull path reads it; ``body`` is as stored (sealed when encryption is on)."""
+
+    id: int
+    repository_id: int
+    digest: str
+    media_type: str
+    size: int
+    body: bytes
+
+
+_COLUMNS = "m.id, m.repository_id, m.digest, m.media_type, m.size, m.body"
+_BY_TAG = (
+    f"SELECT {_COLUMNS} FROM repositories r JOIN tags t ON t.repository_id = r.id "
+    "JOIN manifests m ON m.id = t.manifest_id WHERE r.registry_id = ? AND r.name = ? AND t.name = ?"
+)
+_BY_DIGEST = (
+    f"SELECT {_COLUMNS} FROM repositories r JOIN manifests m ON m.repository_id = r.id "
+    "WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?"
+)
+_IN_REPOSITORY = f"SELECT {_COLUMNS} FROM manifests m WHERE m.repository_id = ? AND m.digest = ?"
+
+
+def _stored(row: tuple[Any, ...] | None) -> StoredManifest | None:
+    if row is None:
+        return None
+    manifest_id, repository_id, digest, media_type, size, body = row
+    return StoredManifest(manifest_id, repository_id, digest, media_type, size, bytes(body))
+
+
+async def by_tag(db: Database, registry_id: str, repository: str, tag: str) -> StoredManifest | None:
+    """The hot path of every pull by tag: one indexed read."""
+    return _stored(await db.fetch_one(_BY_TAG, registry_id, repository, tag))
+
+
+async def by_digest(db: Database, registry_id: str, repository: str, digest: str) -> StoredManifest | None:
+    return _stored(await db.fetch_one(_BY_DIGEST, registry_id, repository, digest))
+
+
+async def in_repository(db: Database, repository_id: int, digest: str) -> StoredManifest | None:
+    return _stored(await db.fetch_one(_IN_REPOSITORY, repository_id, digest))
+
+
+def find(session: Session, repository_id: int, digest: str) -> Manifest | None:
+    return session.scalar(
+        select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
+    )
+
+
+def linked_blob_ids(session: Session, repository_id: int, digests: Iterable[str]) -> dict[str, int]:
+    """Of ``digests``, the blobs linked into the repository: digest -> blob id."""
+    wanted = set(digests)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Blob.digest, Blob.id)
+        .join(RepositoryBlob, RepositoryBlob.blob_id == Blob.id)
+        .where(RepositoryBlob.repository_id == repository_id, Blob.digest.in_(wanted))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def present_digests(session: Session, repository_id: int, digests: Iterable[str]) -> set[str]:
+    """Of ``digests``, the manifests the repository holds."""
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(Manifest.digest).where(
+                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted)
+            )
+        )
+    )
+
+
+def insert(
+    session: Session, manifest: Manifest, blob_ids: Iterable[int], children: Iterable[str]
+) -> Manifest:
+    """Store a new manifest with its references to blobs and child manifests."""
+    session.add(manifest)
+    session.flush()
+    for blob_id in sorted(set(blob_ids)):
+        session.add(ManifestBlob(manifest_id=manifest.id, blob_id=blob_id))
+    for child in sorted(set(children)):
+        session.add(ManifestChild(manifest_id=manifest.id, child_digest=child))
+    return manifest
+
+
+def set_tag(session: Session, repository_id: int, tag: str, manifest_id: int, now: datetime) -> None:
+    existing = session.get(Tag, (repository_id, tag))
+    if existing is None:
+        session.add(Tag(repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now))
+    else:
+        existing.manifest_id = manifest_id
+        existing.updated_at = now
+
+
+def count_push(session: Session, repository_id: int, now: datetime) -> None:
+    session.execute(
+        update(Repository)
+        .where(Repository.id == repository_id)
+        .values(push_count=Repository.push_count + 1, last_pushed_at=now)
+    )
+
+
+def delete_tag(session: Session, repository_id: int, tag: str) -> bool:
+    result = session.execute(delete(Tag).where(Tag.repository_id == repository_id, Tag.name == tag))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_manifest(session: Session, manifest: Manifest) -> None:
+    """The manifest with its tags and references (bytes of blobs are garbage collection's)."""
+    session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
+    session.execute(delete(ManifestBlob).where(ManifestBlob.manifest_id == manifest.id))
+    session.execute(delete(ManifestChild).where(ManifestChild.manifest_id == manifest.id))
+    session.delete(manifest)
+
+
+def tags_after(session: Session, repository_id: int, last: str | None, limit: int | None) -> list[str]:
+    """Tags in lexical order strictly after ``last``."""
+    query = select(Tag.name).where(Tag.repository_id == repository_id).order_by(Tag.name)
+    if last is not None:
+        query = query.where(Tag.name > last)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def referrers(
+    session: Session, registry_id: str, repository: str, subject: str, artifact_type: str | None
+) -> list[Manifest]:
+    """Manifests of the repository whose subject is ``subject`` (indexed), oldest first."""
+    query = (
+        select(Manifest)
+        .join(Repository, Repository.id == Manifest.repository_id)
+        .where(
+            Repository.registry_id == registry_id,
+            Repository.name == repository,
+            Manifest.subject_digest == subject,
+        )
+        .order_by(Manifest.id)
+    )
+    if artifact_type is not None:
+        query = query.where(Manifest.artifact_type == artifact_type)
+    return list(session.scalars(query))

@@ -1,0 +1,85 @@
+"""Registries: the registry API's per-request view, lookups, and what a tenant holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cargobay.db.engine import Database, RawTx
+from cargobay.db.models import Contract, Registry
+from cargobay.db.types import utcnow
+from cargobay.domain.registries import RegistryInfo
+
+_INFO = "SELECT id, name, contract_number, allowlist FROM registries"
+
+
+async def info_by_name(db: Database, name: str) -> RegistryInfo | None:
+    """One indexed read on the hot path."""
+    return _info(await db.fetch_one(f"{_INFO} WHERE name = ?", name))
+
+
+async def info_by_id(db: Database, registry_id: str) -> RegistryInfo | None:
+    return _info(await db.fetch_one(f"{_INFO} WHERE id = ?", registry_id))
+
+
+def info_by_id_in(session: Session, registry_id: str) -> RegistryInfo | None:
+    """The same view inside a unit of work."""
+    row = session.execute(
+        select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist).where(
+            Registry.id == registry_id
+        )
+    ).first()
+    return _info(tuple(row)) if row is not None else None
+
+
+def infos_of_contract(session: Session, contract_number: int) -> list[RegistryInfo]:
+    """Every registry of one tenant (indexed by contract), in name order."""
+    rows = session.execute(
+        select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist)
+        .where(Registry.contract_number == contract_number)
+        .order_by(Registry.name)
+    )
+    return [info for row in rows if (info := _info(tuple(row))) is not None]
+
+
+def _info(row: tuple[Any, ...] | None) -> RegistryInfo | None:
+    if row is None:
+        return None
+    allowlist = row[3]
+    if isinstance(allowlist, str):
+        allowlist = json.loads(allowlist)
+    return RegistryInfo(row[0], row[1], row[2], tuple(allowlist or ()))
+
+
+def get(session: Session, registry_id: str) -> Registry | None:
+    return session.get(Registry, registry_id)
+
+
+def get_by_name(session: Session, name: str) -> Registry | None:
+    return session.scalar(select(Registry).where(Registry.name == name))
+
+
+def name_taken(session: Session, name: str) -> bool:
+    return session.scalar(select(Registry.id).where(Registry.name == name)) is not None
+
+
+def contract_exists(session: Session, contract_number: int) -> bool:
+    return session.get(Contract, contract_number) is not None
+
+
+def contract_numbers(session: Session) -> list[int]:
+    return list(session.scalars(select(Contract.number).order_by(Contract.number)))
+
+
+def add_storage(tx: RawTx, registry_id: str, delta: int) -> None:
+    """Count ``delta`` bytes more (or fewer) against the registry's storage usage."""
+    if delta:
+        tx.run(
+            "UPDATE registries SET storage_bytes = storage_bytes + ?, storage_updated_at = ? WHERE id = ?",
+            delta,
+            tx.timestamp(utcnow()),
+            registry_id,
+        )

@@ -1,0 +1,66 @@
+"""Registry tokens: the lookups authentication makes, and the housekeeping of expired ones."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from cargobay.db.engine import Database
+from cargobay.db.models import Token
+from cargobay.db.types import utcnow
+
+LEGACY_LIMIT = 50  # tokens made before password lookups existed, tried per path-style login
+
+
+def in_registry(session: Session, registry_id: str, name: str) -> Token | None:
+    return session.scalar(select(Token).where(Token.registry_id == registry_id, Token.name == name))
+
+
+def by_lookup(session: Session, name: str, lookup: str) -> Token | None:
+    """The token whose password hashes to ``lookup`` (indexed; at most one in practice)."""
+    return session.scalar(select(Token).where(Token.password_lookup == lookup, Token.name == name).limit(1))
+
+
+def legacy_named(session: Session, name: str) -> list[Token]:
+    """Tokens of that name made before password lookups existed (each needs a password check)."""
+    return list(
+        session.scalars(
+            select(Token)
+            .where(Token.name == name, Token.password_lookup.is_(None))
+            .order_by(Token.created_at)
+            .limit(LEGACY_LIMIT)
+        )
+    )
+
+
+def record_lookup(session: Session, token_id: str, lookup: str) -> None:
+    """Fill in the lookup of an older token whose password just verified."""
+    session.execute(
+        update(Token)
+        .where(Token.id == token_id, Token.password_lookup.is_(None))
+        .values(password_lookup=lookup)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def get(session: Session, token_id: str) -> Token | None:
+    return session.get(Token, token_id)
+
+
+async def usable(db: Database, token_id: str) -> bool:
+    """Whether the token exists, is enabled and has not expired: one indexed read."""
+    row = await db.fetch_one(
+        "SELECT 1 FROM tokens WHERE id = ? AND status = 'enabled' "
+        "AND (expiry_date IS NULL OR expiry_date > ?)",
+        token_id,
+        db.timestamp(utcnow()),
+    )
+    return row is not None
+
+
+def delete_expired(session: Session) -> int:
+    """Remove every token whose expiry date has passed; returns how many went."""
+    result = session.execute(
+        delete(Token).where(Token.expiry_date.is_not(None), Token.expiry_date <= utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
