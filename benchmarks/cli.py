@@ -1,8 +1,10 @@
-"""``python -m benchmarks [--only push,pull,layers,get,rss,encryption] [--size 1GiB] [--quick] …``
+"""``python -m benchmarks [--only push,pull,layers,get,rss,encryption,scaling] [--size 1GiB] [--quick] …``
 
 Runs Cargobay and the reference registry side by side on loopback, prints a table of results and
 ratios (Cargobay / reference, > 1.0 = Cargobay better) and writes every sample to
-``benchmarks/results/<timestamp>.json``.
+``benchmarks/results/<timestamp>.json``. ``scaling`` (how request cost grows with the data, Cargobay
+alone; ``benchmarks/scaling.py``) runs only when named in ``--only`` and writes its own
+``benchmarks/results/scaling-<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import blobclient
+from benchmarks import blobclient, scaling
 from benchmarks.data import make_blob, make_image
 from benchmarks.results import (
     CARGOBAY,
@@ -35,7 +37,9 @@ from benchmarks.results import (
 from benchmarks.servers import REFERENCE_BINARIES, find_binary
 from benchmarks.suites import Bench, Options
 
-SECTIONS = ("push", "pull", "layers", "get", "rss", "encryption")
+SECTIONS = ("push", "pull", "layers", "get", "rss", "encryption", "scaling")
+# scaling needs no reference and takes long on its own: it runs only when --only names it.
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "scaling")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 AUTH_NOTE = (
     "auth: Cargobay clients use a Bearer JWT from /auth/token (as docker/crane do; verified per request, "
@@ -70,7 +74,10 @@ def parse_sections(text: str) -> set[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1].strip())
     p.add_argument(
-        "--only", type=parse_sections, default=set(SECTIONS), help=f"comma list of {','.join(SECTIONS)}"
+        "--only",
+        type=parse_sections,
+        default=set(DEFAULT_SECTIONS),
+        help=f"comma list of {','.join(SECTIONS)} (default: all but scaling)",
     )
     p.add_argument("--size", type=parse_size, default=None, help="blob size (default 1GiB; --quick: 64MiB)")
     p.add_argument(
@@ -209,8 +216,24 @@ def _git_head() -> str:
     return _version(["git", "-C", str(root), "rev-parse", "--short", "HEAD"])
 
 
+def run_scaling(args: argparse.Namespace, output: Path | None) -> int:
+    """The scaling section with its defaults (``--quick``: sizes 100 and 1,000, 10 requests)."""
+    options = scaling.Options(
+        sizes=[100, 1000] if args.quick else list(scaling.DEFAULT_SIZES),
+        requests=10 if args.quick else 30,
+        warmup=1 if args.quick else 3,
+        workdir=args.workdir / "scaling" if args.workdir else None,
+        keep=args.keep,
+    )
+    print("\n== scaling: how request cost grows with the data (python -m benchmarks.scaling --help)")
+    scaling.run(options, output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.only == {"scaling"}:
+        return run_scaling(args, args.output)
     quick = args.quick
     size = args.size or (64 * 1024**2 if quick else 1024**3)
     options = Options(
@@ -314,4 +337,6 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     results.write(output, comparisons())
     print(f"\nsamples written to {output}")
+    if "scaling" in sections:
+        return run_scaling(args, None)
     return 0

@@ -1,6 +1,8 @@
-"""Parsers of the benchmark harness: wrk's report and human sizes."""
+"""Parsers of the benchmark harness: wrk's report, human sizes, the scaling table."""
 
 from __future__ import annotations
+
+import argparse
 
 import pytest
 from benchmarks.cli import parse_size
@@ -42,3 +44,35 @@ def test_wrk_report_is_parsed_with_percentiles_in_milliseconds() -> None:
 )
 def test_sizes_accept_binary_and_decimal_units(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_scaling_is_a_section_of_the_benchmark_cli_but_not_a_default_one() -> None:
+    from benchmarks.cli import build_parser
+
+    assert build_parser().parse_args(["--only", "scaling"]).only == {"scaling"}
+    assert "scaling" not in build_parser().parse_args([]).only
+
+
+def test_scaling_sizes_and_sections_parse() -> None:
+    from benchmarks.scaling import parse_sections, parse_sizes
+
+    assert parse_sizes("50000,100,1_000") == [100, 1000, 50000]
+    assert parse_sections("flat,login") == ("login", "flat")
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_sizes("1")
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_sections("login,nope")
+
+
+def test_scaling_table_shows_each_size_and_the_growth_ratio() -> None:
+    from benchmarks.scaling import Measurement, Report, table
+
+    def sample(rows: int, ms: float, status: str = "200") -> Measurement:
+        return Measurement("login", "GET /v2/", rows, [ms, ms * 2], {status: 2}, ms, 1, [200])
+
+    report = Report({}, [sample(100, 2.0), sample(50_000, 20.0, "401")])
+    text = table(report)
+    assert "N=100" in text and "N=50,000" in text and "10.00x" in text
+    assert "HTTP status" in text and "401" in text
+    (ratio,) = report.ratios()
+    assert ratio["p50"] == 10.0 and ratio["from_rows"] == 100 and ratio["to_rows"] == 50_000
