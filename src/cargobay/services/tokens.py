@@ -17,10 +17,12 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cargobay.auth.credentials import password_lookup
 from cargobay.auth.passwords import generate_password, hash_password
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Token
+from cargobay.db.queries import tokens
 from cargobay.db.types import utcnow
 from cargobay.domain.errors import Conflict, InvalidInput, NotFound
 from cargobay.domain.names import check_token_name
@@ -134,10 +136,7 @@ def view_of(token: Token, password: str = "") -> TokenView:
 
 def delete_expired_tokens(session: Session) -> int:
     """Remove every token whose expiry date has passed; returns how many went."""
-    result = session.execute(
-        delete(Token).where(Token.expiry_date.is_not(None), Token.expiry_date <= utcnow())
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return tokens.delete_expired(session)
 
 
 def _alive() -> Any:
@@ -279,6 +278,7 @@ def _insert(
         registry_id=registry_id,
         name=spec.name,
         password_hash=hashed,
+        password_lookup=password_lookup(password),
         status=spec.status,
         expiry_date=spec.expiry_date,
         scopes=scopes_json(spec.scopes),
