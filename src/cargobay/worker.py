@@ -22,7 +22,7 @@ from typing import Any
 from cargobay.config import Settings
 from cargobay.jobs import queue
 from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
-from cargobay.jobs.scheduler import Periodic, Scheduler
+from cargobay.jobs.scheduler import Periodic, Scheduler, Weekly
 from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
 from cargobay.services.api_tokens import delete_expired_api_tokens
@@ -35,10 +35,11 @@ Handler = Callable[[ClaimedJob], Awaitable[dict[str, Any] | None]]
 
 @dataclass
 class JobSet:
-    """What a worker can run: handlers by kind, and which kinds the scheduler enqueues periodically."""
+    """What a worker can run: handlers by kind, and which kinds the scheduler enqueues on its own."""
 
     handlers: dict[str, Handler]
     periodic: list[Periodic] = field(default_factory=list)
+    weekly: list[Weekly] = field(default_factory=list)  # kinds run at each registry's GC windows
 
 
 def upload_expiry_interval(expiry_seconds: float) -> float:
@@ -238,7 +239,7 @@ async def run_jobs(runtime: Runtime, jobs: JobSet, stop: asyncio.Event) -> None:
         concurrency=settings.job_concurrency,
         grace=settings.job_grace_seconds,
     )
-    scheduler = Scheduler(runtime.db, jobs.periodic)
+    scheduler = Scheduler(runtime.db, jobs.periodic, weekly=jobs.weekly)
     await asyncio.gather(runner.run(stop), scheduler.run(stop))
 
 

@@ -94,6 +94,7 @@ class Registry(Base):
     gc_days: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     gc_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
     gc_schedule_since: Mapped[datetime | None] = mapped_column(nullable=True)  # when the schedule was set
+    gc_next_window_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)  # scheduler's
     vulnerability_scanning: Mapped[bool] = mapped_column(Boolean, default=True)
     allowlist: Mapped[list[Any]] = mapped_column(JSON, default=list)
     wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

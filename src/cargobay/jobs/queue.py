@@ -11,8 +11,13 @@ sub-select takes ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent claimers s
 rows) and runs inside ``BEGIN IMMEDIATE`` on SQLite (one writer at a time). Settling is fenced by
 (owner, attempts): a worker whose lease was taken over can no longer complete or fail the job.
 
-Functions take a ``Session`` so a service can enqueue in the same transaction as its own change;
-``JobQueue`` runs them as units of work for the worker.
+Jobs sharing a ``concurrency_key`` never run at the same time: a job is claimable only while no job
+of its key runs under a live lease, and a claim takes at most one job per key. On PostgreSQL a
+claimer first takes a transaction-scoped advisory lock on each key it is about to claim (others skip
+keys they cannot lock), so two claimers never both see a key free; SQLite has one writer anyway.
+
+Functions take a ``Session`` so a service can enqueue in the same transaction as its own change
+(a rollback drops the job with the change); ``JobQueue`` runs them as units of work for the worker.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cargobay.db.engine import Database
 from cargobay.db.models import Job
@@ -82,6 +87,7 @@ def enqueue(
     run_at: datetime | None = None,
     dedupe_key: str | None = None,
     once: bool = False,
+    concurrency_key: str | None = None,
     max_attempts: int = 5,
     now: datetime | None = None,
 ) -> Enqueued:
@@ -90,13 +96,15 @@ def enqueue(
     With a ``dedupe_key`` at most one job holds the key: while one is queued or running, enqueueing
     the same key returns it instead. A finished job gives its key up to the next enqueue (the key is
     rotated off it), unless ``once`` is set: then the key is never used twice while the finished row
-    is kept, which is what periodic jobs keyed by time bucket need.
+    is kept, which is what periodic jobs keyed by time bucket need. Jobs with the same
+    ``concurrency_key`` never run at once (see the module docstring).
     """
     now = now or utcnow()
     values: dict[str, Any] = {
         "kind": kind,
         "payload": payload or {},
         "dedupe_key": dedupe_key,
+        "concurrency_key": concurrency_key,
         "status": QUEUED,
         "run_at": run_at or now,
         "attempts": 0,
@@ -135,6 +143,22 @@ def _claimable(kinds: Iterable[str], now: datetime) -> ColumnElement[bool]:
             and_(Job.status == QUEUED, Job.run_at <= now),
             and_(Job.status == RUNNING, Job.lease_expires_at <= now),
         ),
+        or_(Job.concurrency_key.is_(None), ~_key_busy(now)),
+    )
+
+
+def _key_busy(now: datetime) -> ColumnElement[bool]:
+    """Another job of the same concurrency key runs under a live lease."""
+    other = aliased(Job)
+    return (
+        select(other.id)
+        .where(
+            other.concurrency_key == Job.concurrency_key,
+            other.id != Job.id,
+            other.status == RUNNING,
+            other.lease_expires_at > now,
+        )
+        .exists()
     )
 
 
@@ -178,16 +202,19 @@ def claim(
         )
         .execution_options(synchronize_session=False)
     )
-    candidates = (
-        select(Job.id)
+    candidates = session.execute(
+        select(Job.id, Job.concurrency_key)
         .where(_claimable(kinds, now))
         .order_by(Job.run_at, Job.id)
-        .limit(limit)
+        .limit(limit * 4)
         .with_for_update(skip_locked=True)
-    )
+    ).all()
+    chosen = _one_per_key(session, candidates, limit, now)
+    if not chosen:
+        return []
     rows = session.execute(
         update(Job)
-        .where(Job.id.in_(candidates))
+        .where(Job.id.in_(chosen))
         .values(
             status=RUNNING,
             lease_owner=worker_id,
@@ -203,6 +230,43 @@ def claim(
     return [
         ClaimedJob(r.id, r.kind, dict(r.payload or {}), r.attempts, r.max_attempts, worker_id) for r in rows
     ]
+
+
+def _one_per_key(session: Session, candidates: Sequence[Any], limit: int, now: datetime) -> list[int]:
+    """Up to ``limit`` candidate ids, at most one per concurrency key, oldest first."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    chosen: list[int] = []
+    keys: set[str] = set()
+    for job_id, key in candidates:
+        if len(chosen) >= limit:
+            break
+        if key is not None:
+            if key in keys:
+                continue
+            if postgres and not _lock_key(session, key, job_id, now):
+                continue
+            keys.add(key)
+        chosen.append(job_id)
+    return chosen
+
+
+def _lock_key(session: Session, key: str, job_id: int, now: datetime) -> bool:
+    """Hold the key for this transaction, then look again: a claimer that committed the key's job
+    before we got the lock is visible now (READ COMMITTED reads afresh per statement)."""
+    if not session.execute(
+        select(func.pg_try_advisory_xact_lock(func.hashtext("cargobay-job:" + key)))
+    ).scalar():
+        return False
+    other = aliased(Job)
+    busy = session.execute(
+        select(other.id).where(
+            other.concurrency_key == key,
+            other.id != job_id,
+            other.status == RUNNING,
+            other.lease_expires_at > now,
+        )
+    ).first()
+    return busy is None
 
 
 def _lease_expired_message(suffix: str) -> ColumnElement[str]:

@@ -60,4 +60,4 @@ def test_claimers_in_processes_never_share_a_job(db: Database, db_url: str) -> N
             parts = [f.result(timeout=180) for f in futures]
     claimed = [job_id for part in parts for job_id in part]
     _assert_each_claimed_once(db, expected, claimed)
-    assert all(parts)  # every process got some of the work
+    assert sum(1 for part in parts if part) > 1  # the work was shared (a process may start late)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
@@ -83,3 +85,44 @@ def add_storage(tx: RawTx, registry_id: str, delta: int) -> None:
             tx.timestamp(utcnow()),
             registry_id,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    registry_id: str
+    days: tuple[str, ...]
+    time: str
+    since: datetime | None
+    next_window_at: datetime | None
+
+
+def schedules_due(session: Session, now: datetime) -> list[ScheduleRow]:
+    """Registries with a GC schedule whose next window has come (or was never worked out)."""
+    rows = session.execute(
+        select(
+            Registry.id,
+            Registry.gc_days,
+            Registry.gc_time,
+            Registry.gc_schedule_since,
+            Registry.gc_next_window_at,
+        ).where(
+            Registry.gc_time.is_not(None),
+            (Registry.gc_next_window_at.is_(None)) | (Registry.gc_next_window_at <= now),
+        )
+    )
+    return [ScheduleRow(r[0], tuple(r[1] or ()), r[2], r[3], r[4]) for r in rows]
+
+
+def move_next_window(
+    session: Session, registry_id: str, seen: datetime | None, next_window_at: datetime, time: str
+) -> bool:
+    """Advance the scheduler's next window from ``seen``; False when another scheduler (or a new
+    schedule) moved it first."""
+    query = update(Registry).where(Registry.id == registry_id, Registry.gc_time == time)
+    query = query.where(
+        Registry.gc_next_window_at.is_(None) if seen is None else Registry.gc_next_window_at == seen
+    )
+    result = session.execute(
+        query.values(gc_next_window_at=next_window_at).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

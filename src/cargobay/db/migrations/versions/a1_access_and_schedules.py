@@ -26,8 +26,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_tokens_password_lookup", ["password_lookup"], unique=False)
         batch_op.create_index("ix_tokens_name", ["name"], unique=False)
     with op.batch_alter_table("registries", schema=None) as batch_op:
-        # When the GC schedule was last set: windows before it are not "missed".
+        # When the GC schedule was last set (windows before it are not "missed"), and the next window
+        # the scheduler will enqueue a collection for (NULL: not worked out yet).
         batch_op.add_column(sa.Column("gc_schedule_since", cargobay.db.types.UtcDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("gc_next_window_at", cargobay.db.types.UtcDateTime(), nullable=True))
+        batch_op.create_index("ix_registries_gc_next_window_at", ["gc_next_window_at"], unique=False)
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         # Jobs sharing a key never run at the same time (one GC per registry, one run of a periodic kind).
         batch_op.add_column(sa.Column("concurrency_key", sa.String(length=200), nullable=True))
@@ -39,6 +42,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_concurrency")
         batch_op.drop_column("concurrency_key")
     with op.batch_alter_table("registries", schema=None) as batch_op:
+        batch_op.drop_index("ix_registries_gc_next_window_at")
+        batch_op.drop_column("gc_next_window_at")
         batch_op.drop_column("gc_schedule_since")
     with op.batch_alter_table("tokens", schema=None) as batch_op:
         batch_op.drop_index("ix_tokens_name")
