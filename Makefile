@@ -48,6 +48,7 @@ lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install-test peers
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
