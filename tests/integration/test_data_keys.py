@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from cargobay.db.engine import Database
 from cargobay.db.migrate import alembic_config, upgrade
 from cargobay.db.models import EncryptionState, Registry
+from cargobay.db.queries import encryption as encryption_queries
 from cargobay.services import keys as key_service
 from cargobay.services import registries, tenancy
 from cargobay.services.encryption import EncryptionRequired, record_plaintext_writes
@@ -151,7 +152,7 @@ async def test_rotation_rewraps_every_data_key_and_keeps_it(db: Database, keyrin
     keyring.install(NEW)
     assert rotate_master_key(db, keyring, key_id(NEW), batch=2) == 5
     assert {master for _, master in rows(db).values()} == {key_id(NEW)}
-    assert keyring.retain(db.read_sync(key_service.master_key_ids_in_use)) == [key_id(OLD)]
+    assert keyring.retain(db.read_sync(encryption_queries.master_key_ids_in_use)) == [key_id(OLD)]
     after = {r: await DataKeys(db, keyring).data_key(r) for r in registry_ids}
     assert after == before
     assert rotate_master_key(db, keyring, key_id(NEW)) == 0
@@ -189,7 +190,7 @@ async def test_data_keys_made_during_a_rotation_use_the_new_key(db: Database, ke
     await DataKeys(db, keyring).data_key(first)
     stale = MasterKeyFile(keyring.path)  # a server that loaded the key file before the rotation
     keyring.install(NEW)
-    db.write_sync(key_service._set_active_key, key_id(NEW))
+    db.write_sync(encryption_queries.set_active_key, key_id(NEW))
     await DataKeys(db, stale).data_key(second)
     assert rows(db)[second][1] == key_id(NEW)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anyio.to_thread
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database
-from cargobay.db.models import Manifest
+from cargobay.db.queries import manifests as manifest_queries
+from cargobay.db.queries.encryption import encryption_state, has_data_keys
 from cargobay.db.types import utcnow
 from cargobay.logs import get_logger
-from cargobay.services.keys import encryption_state, has_data_keys
 from cargobay.services.manifests import manifest_context
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.keys import UnknownNamespace
@@ -70,13 +69,13 @@ async def seal_plaintext_data(db: Database, store: EncryptedStore, sealer: Seale
         except UnknownNamespace:
             report.orphans += 1
     last_id = 0
-    while rows := await db.read(_manifests_after, last_id, 200):
+    while rows := await db.read(manifest_queries.bodies_after, last_id, 200):
         for manifest_id, registry_id, digest, body in rows:
             last_id = manifest_id
             if is_sealed(body):
                 continue
             sealed = await sealer.seal(registry_id, manifest_context(digest), body)
-            await db.write(_replace_body, manifest_id, body, sealed)
+            await db.write(manifest_queries.replace_body, manifest_id, body, sealed)
             report.manifests += 1
     if report.manifests and db.is_sqlite:
         await anyio.to_thread.run_sync(_compact_sqlite, db)
@@ -95,22 +94,6 @@ def _compact_sqlite(db: Database) -> None:
         sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         connection.close()
-
-
-def _manifests_after(session: Session, last_id: int, limit: int) -> list[tuple[int, str, str, bytes]]:
-    rows = session.execute(
-        select(Manifest.id, Manifest.registry_id, Manifest.digest, Manifest.body)
-        .where(Manifest.id > last_id)
-        .order_by(Manifest.id)
-        .limit(limit)
-    )
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-
-def _replace_body(session: Session, manifest_id: int, old: bytes, sealed: bytes) -> None:
-    session.execute(
-        update(Manifest).where(Manifest.id == manifest_id, Manifest.body == old).values(body=sealed)
-    )
 
 
 def _no_plaintext_left(session: Session) -> None:

@@ -1,7 +1,7 @@
 """Per-registry data keys and the master keys that wrap them: first use, caching, rotation.
 
 A registry's data key is made on first use, wrapped under the active master key (the one recorded in
-``encryption_state``) and stored with compare-and-swap, so concurrent processes agree on one key.
+``encryption.encryption_state``) and stored with compare-and-swap, so concurrent processes agree on one key.
 Rotation re-wraps every data key under a new master key, one registry per transaction; each row names
 the master key that wraps it, so a crash at any point leaves every data key readable with the old or
 the new key, and running the rotation again finishes it.
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database
-from cargobay.db.models import EncryptionState, Registry
+from cargobay.db.queries import encryption
 from cargobay.db.types import utcnow
 from cargobay.domain.errors import DomainError, InvalidInput
 from cargobay.faults import crash_point
@@ -32,7 +31,6 @@ from cargobay.storage.keys import (
 )
 
 log = get_logger("cargobay.keys")
-STATE_ID = 1
 
 
 class DataKeys:
@@ -51,10 +49,10 @@ class DataKeys:
         return key
 
     def _load(self, registry_id: str) -> bytes:
-        row = self.db.read_sync(_wrapped_key, registry_id)
+        row = self.db.read_sync(encryption.wrapped_key, registry_id)
         if row is not None and row[0] is None:
             self._create(registry_id)
-            row = self.db.read_sync(_wrapped_key, registry_id)
+            row = self.db.read_sync(encryption.wrapped_key, registry_id)
         if row is None or row[0] is None or row[1] is None:
             raise UnknownNamespace(registry_id)
         return unwrap(self.provider, row[1], row[0], registry_id)
@@ -62,9 +60,11 @@ class DataKeys:
     def _create(self, registry_id: str) -> None:
         data_key = generate_key()
         for _ in range(5):
-            key_id = self.db.read_sync(_active_key_id)
+            key_id = self.db.read_sync(encryption.active_key_id)
+            if key_id is None:
+                raise MasterKeyUnavailable("no active master key is recorded (encryption was never started)")
             wrapped = wrap(self.provider, key_id, data_key, registry_id)
-            if self.db.write_sync(_store_new_key, registry_id, wrapped, key_id):
+            if self.db.write_sync(encryption.store_new_key, registry_id, wrapped, key_id):
                 return
         raise MasterKeyUnavailable("the active master key kept changing while a data key was made")
 
@@ -90,43 +90,6 @@ def _need(provider: KeyProvider, key_id: str) -> None:
             raise MasterKeyUnavailable(f"master key {key_id} is not available")
 
 
-def _wrapped_key(session: Session, registry_id: str) -> tuple[bytes | None, str | None] | None:
-    row = session.execute(
-        select(Registry.wrapped_data_key, Registry.master_key_id).where(Registry.id == registry_id)
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
-def _active_key_id(session: Session) -> str:
-    key_id = session.scalar(
-        select(EncryptionState.active_master_key_id).where(EncryptionState.id == STATE_ID)
-    )
-    if key_id is None:
-        raise MasterKeyUnavailable("no active master key is recorded (encryption was never started)")
-    return key_id
-
-
-def _store_new_key(session: Session, registry_id: str, wrapped: bytes, key_id: str) -> bool:
-    """Store a new wrapped data key unless one exists; False if the active master key changed meanwhile.
-
-    The active key is read with a share lock, so a rotation that switches it waits for this
-    transaction, and no data key is ever wrapped under a key the rotation has left behind.
-    """
-    active = session.scalar(
-        select(EncryptionState.active_master_key_id)
-        .where(EncryptionState.id == STATE_ID)
-        .with_for_update(read=True)
-    )
-    if active != key_id:
-        return False
-    session.execute(
-        update(Registry)
-        .where(Registry.id == registry_id, Registry.wrapped_data_key.is_(None))
-        .values(wrapped_data_key=wrapped, master_key_id=key_id)
-    )
-    return True
-
-
 # -- master keys ------------------------------------------------------------------------------
 def open_master_key_file(db: Database, path: Path, configured: bool) -> MasterKeyFile:
     """The master key file; on a first start without a configured file, one is generated (0600)."""
@@ -135,7 +98,7 @@ def open_master_key_file(db: Database, path: Path, configured: bool) -> MasterKe
         if keys.readable_by_others:
             log.warning("master_key_file_readable_by_others", path=str(path), hint="chmod 600")
         return keys
-    if db.read_sync(has_data_keys):
+    if db.read_sync(encryption.has_data_keys):
         raise MasterKeyUnavailable(f"{path} is missing, yet data keys wrapped by a master key are stored")
     keys = MasterKeyFile.create(path)
     log.warning(
@@ -152,7 +115,7 @@ def activate(db: Database, provider: KeyProvider) -> tuple[str, bool]:
     is at hand; returns it and whether plaintext data may exist."""
 
     def work(session: Session) -> tuple[str, bool]:
-        state = encryption_state(session)
+        state = encryption.encryption_state(session)
         if state.active_master_key_id is None:
             state.active_master_key_id = provider.active_key_id
             state.updated_at = utcnow()
@@ -163,83 +126,37 @@ def activate(db: Database, provider: KeyProvider) -> tuple[str, bool]:
     return key_id, plaintext
 
 
-def encryption_state(session: Session) -> EncryptionState:
-    state = session.get(EncryptionState, STATE_ID, with_for_update=True)
-    if state is None:  # the migration creates it; recreated, it cannot vouch that no plaintext exists
-        state = EncryptionState(id=STATE_ID, plaintext_may_exist=True, updated_at=utcnow())
-        session.add(state)
-    return state
-
-
-def has_data_keys(session: Session) -> bool:
-    return (
-        session.scalar(select(Registry.id).where(Registry.wrapped_data_key.is_not(None)).limit(1)) is not None
+def _rewrap(session: Session, provider: KeyProvider, registry_id: str, key_id: str) -> bool:
+    row = encryption.wrapped_key_for_update(session, registry_id)
+    if row is None or row[0] is None or row[1] == key_id:
+        return False
+    old_wrapped: bytes = row[0]
+    old_key_id = row[1]
+    if old_key_id is None:
+        raise MasterKeyUnavailable(
+            f"registry {registry_id} does not record which master key wraps its data key"
+        )
+    data_key = unwrap(provider, old_key_id, old_wrapped, registry_id)
+    encryption.replace_wrapped_key(
+        session, registry_id, old_wrapped, wrap(provider, key_id, data_key, registry_id), key_id
     )
-
-
-def master_key_ids_in_use(session: Session) -> set[str]:
-    rows = session.scalars(
-        select(Registry.master_key_id).where(Registry.wrapped_data_key.is_not(None)).distinct()
-    )
-    return {r for r in rows if r is not None}
+    return True
 
 
 def rotate_master_key(db: Database, provider: KeyProvider, new_key_id: str, batch: int = 100) -> int:
     """Make ``new_key_id`` the active master key and re-wrap every data key under it; returns how many
     were re-wrapped. Blobs and manifests are untouched: their data keys stay the same."""
     _need(provider, new_key_id)
-    db.write_sync(_set_active_key, new_key_id)
+    db.write_sync(encryption.set_active_key, new_key_id)
     crash_point("rotate.activated")
     count = 0
-    while registry_ids := db.read_sync(_wrapped_elsewhere, new_key_id, batch):
+    while registry_ids := db.read_sync(encryption.wrapped_elsewhere, new_key_id, batch):
         for registry_id in registry_ids:
             if db.write_sync(_rewrap, provider, registry_id, new_key_id):
                 count += 1
                 log.info("data_key_rewrapped", registry_id=registry_id, master_key_id=new_key_id)
                 crash_point("rotate.rewrapped")
     return count
-
-
-def _set_active_key(session: Session, key_id: str) -> None:
-    state = encryption_state(session)
-    if state.active_master_key_id != key_id:
-        state.active_master_key_id = key_id
-        state.updated_at = utcnow()
-
-
-def _wrapped_elsewhere(session: Session, key_id: str, limit: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(Registry.id)
-            .where(Registry.wrapped_data_key.is_not(None))
-            .where((Registry.master_key_id != key_id) | Registry.master_key_id.is_(None))
-            .order_by(Registry.id)
-            .limit(limit)
-        )
-    )
-
-
-def _rewrap(session: Session, provider: KeyProvider, registry_id: str, key_id: str) -> bool:
-    row = session.execute(
-        select(Registry.wrapped_data_key, Registry.master_key_id)
-        .where(Registry.id == registry_id)
-        .with_for_update()
-    ).first()
-    if row is None or row[0] is None or row[1] == key_id:
-        return False
-    old_wrapped: bytes = row[0]
-    old_key_id: str | None = row[1]
-    if old_key_id is None:
-        raise MasterKeyUnavailable(
-            f"registry {registry_id} does not record which master key wraps its data key"
-        )
-    data_key = unwrap(provider, old_key_id, old_wrapped, registry_id)
-    session.execute(
-        update(Registry)
-        .where(Registry.id == registry_id, Registry.wrapped_data_key == old_wrapped)
-        .values(wrapped_data_key=wrap(provider, key_id, data_key, registry_id), master_key_id=key_id)
-    )
-    return True
 
 
 @dataclass(frozen=True)
@@ -281,7 +198,7 @@ def rotate_master(db: Database, keyring: MasterKeyFile, new_key_file: Path) -> R
     crash_point("rotate.installed")
     count = rotate_master_key(db, keyring, new_id)
     crash_point("rotate.rewrapped_all")
-    in_use = db.read_sync(master_key_ids_in_use)
+    in_use = db.read_sync(encryption.master_key_ids_in_use)
     try:
         dropped = tuple(keyring.retain(in_use))
     except OSError as exc:

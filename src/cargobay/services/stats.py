@@ -11,11 +11,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
-
 from cargobay.db.engine import Database
-from cargobay.db.models import Manifest, Repository
+from cargobay.db.queries import manifests as manifest_queries
 from cargobay.db.types import utcnow
 from cargobay.logs import get_logger
 
@@ -37,32 +34,18 @@ class PullRecorder:
         self._repositories[repository_id] = (count + 1, now)
 
     async def flush(self) -> None:
+        """Write the counts gathered so far; counts a failed write could not store are kept and
+        added to the next flush, so a full disk or a database outage loses none."""
         if not self._manifests and not self._repositories:
             return
         manifests, self._manifests = self._manifests, {}
         repos, self._repositories = self._repositories, {}
-
-        def work(session: Session) -> None:
-            for manifest_id, (count, at) in manifests.items():
-                session.execute(
-                    update(Manifest)
-                    .where(Manifest.id == manifest_id)
-                    .values(
-                        pull_count=Manifest.pull_count + count,
-                        pulled_at=at,
-                    )
-                )
-            for repository_id, (count, at) in repos.items():
-                session.execute(
-                    update(Repository)
-                    .where(Repository.id == repository_id)
-                    .values(pull_count=Repository.pull_count + count, last_pulled_at=at)
-                )
-
         try:
-            await self.db.write(work)
-        except Exception:
-            log.exception("pull_stats_flush_failed")
+            await self.db.write(manifest_queries.add_pulls, manifests, repos)
+        except Exception as exc:
+            _merge(self._manifests, manifests)
+            _merge(self._repositories, repos)
+            log.warning("pull_stats_flush_failed", error=type(exc).__name__, kept=len(self._manifests))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -79,3 +62,10 @@ class PullRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await self.flush()
+
+
+def _merge(into: dict[int, tuple[int, datetime]], earlier: dict[int, tuple[int, datetime]]) -> None:
+    """Put counts back that were taken before newer ones arrived (the newer time wins)."""
+    for key, (count, at) in earlier.items():
+        newer_count, newer_at = into.get(key, (0, at))
+        into[key] = (count + newer_count, max(at, newer_at))

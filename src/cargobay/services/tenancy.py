@@ -6,13 +6,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.passwords import generate_password, hash_password
 from cargobay.db.engine import Database
 from cargobay.db.models import Contract, Membership, User
-from cargobay.db.queries.registries import contract_numbers
+from cargobay.db.queries import registries, users
 from cargobay.domain.errors import DomainError
 
 ROLES = ("owner", "admin", "user")
@@ -40,7 +39,7 @@ def normalise_email(email: str) -> str:
 def create_contract(session: Session, name: str, number: int | None = None) -> Contract:
     if number is None:
         number = _free_contract_number(session)
-    elif session.get(Contract, number) is not None:
+    elif registries.contract_exists(session, number):
         raise TenancyError(f"contract {number} already exists")
     contract = Contract(number=number, name=name)
     session.add(contract)
@@ -51,13 +50,13 @@ def create_contract(session: Session, name: str, number: int | None = None) -> C
 def _free_contract_number(session: Session) -> int:
     while True:
         number = 10_000_000 + secrets.randbelow(90_000_000)
-        if session.get(Contract, number) is None:
+        if not registries.contract_exists(session, number):
             return number
 
 
 def create_user(session: Session, email: str, password: str) -> User:
     email = normalise_email(email)
-    if session.scalar(select(User).where(User.email == email)) is not None:
+    if users.by_email(session, email) is not None:
         raise TenancyError(f"user {email} already exists")
     if len(password) < 8:
         raise TenancyError("password must have at least 8 characters")
@@ -72,9 +71,9 @@ def add_member(
 ) -> Membership:
     if role not in ROLES:
         raise TenancyError(f"role must be one of {', '.join(ROLES)}")
-    if session.get(Contract, contract_number) is None:
+    if not registries.contract_exists(session, contract_number):
         raise TenancyError(f"contract {contract_number} does not exist")
-    membership = session.get(Membership, (contract_number, user.id))
+    membership = users.membership(session, user.id, contract_number)
     if membership is None:
         membership = Membership(contract_number=contract_number, user_id=user.id)
         session.add(membership)
@@ -85,12 +84,12 @@ def add_member(
 
 
 def find_user(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == email.strip().lower()))
+    return users.by_email(session, email)
 
 
 def bootstrap(session: Session, admin_user: str | None, admin_password: str | None) -> BootstrapResult | None:
     """Create the first contract and its owner when the database has no contract yet."""
-    if session.scalar(select(func.count()).select_from(Contract)):
+    if registries.contract_numbers(session):
         return None
     email = normalise_email(admin_user or "admin@cargobay.local")
     generated = None
@@ -163,7 +162,7 @@ class Tenancy:
 
     async def only_contract(self) -> int:
         """The installation's contract when there is exactly one (commands that need no choice)."""
-        numbers = await self.db.read(contract_numbers)
+        numbers = await self.db.read(registries.contract_numbers)
         if len(numbers) != 1:
             raise TenancyError(
                 "several contracts exist: pass --contract" if numbers else "no contract exists"

@@ -161,3 +161,41 @@ def referrers(
     if artifact_type is not None:
         query = query.where(Manifest.artifact_type == artifact_type)
     return list(session.scalars(query))
+
+
+def add_pulls(
+    session: Session,
+    manifests: dict[int, tuple[int, datetime]],
+    repositories: dict[int, tuple[int, datetime]],
+) -> None:
+    """Count pulls (``id -> (count, last pulled at)``) with ``x = x + n``: flushes may overlap."""
+    for manifest_id, (count, at) in manifests.items():
+        session.execute(
+            update(Manifest)
+            .where(Manifest.id == manifest_id)
+            .values(pull_count=Manifest.pull_count + count, pulled_at=at)
+        )
+    for repository_id, (count, at) in repositories.items():
+        session.execute(
+            update(Repository)
+            .where(Repository.id == repository_id)
+            .values(pull_count=Repository.pull_count + count, last_pulled_at=at)
+        )
+
+
+def bodies_after(session: Session, last_id: int, limit: int) -> list[tuple[int, str, str, bytes]]:
+    """(id, registry, digest, stored body) of manifests after ``last_id``, in id order."""
+    rows = session.execute(
+        select(Manifest.id, Manifest.registry_id, Manifest.digest, Manifest.body)
+        .where(Manifest.id > last_id)
+        .order_by(Manifest.id)
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def replace_body(session: Session, manifest_id: int, old: bytes, sealed: bytes) -> None:
+    """Store a sealed body in place of the plaintext one, unless it changed meanwhile."""
+    session.execute(
+        update(Manifest).where(Manifest.id == manifest_id, Manifest.body == old).values(body=sealed)
+    )
