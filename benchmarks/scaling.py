@@ -610,7 +610,10 @@ class Scaling:
             from cargobay.auth.passwords import hash_password
 
             self._hashes = seeding.Hashes(
-                hash_password(TOKEN_PASSWORD), hash_password(OLDEST_PASSWORD), hash_password(OTHER_PASSWORD)
+                hash_password(TOKEN_PASSWORD),
+                hash_password(OLDEST_PASSWORD),
+                hash_password(OTHER_PASSWORD),
+                (TOKEN_PASSWORD, OLDEST_PASSWORD, OTHER_PASSWORD),
             )
         return self._hashes
 

@@ -242,34 +242,45 @@ class Seeder:
         names: Sequence[str],
         password_hashes: Sequence[str],
         scopes: list[dict[str, Any]],
+        passwords: Sequence[str] | None = None,
     ) -> list[str]:
-        """One enabled token per (registry, name, hash), created oldest first in that order."""
+        """One enabled token per (registry, name, hash), created oldest first in that order. With
+        ``passwords`` (the hashes' plaintexts) and a schema that has the column, each token gets its
+        password lookup, as tokens made through the API do."""
         ids = [self.uuid() for _ in names]
         scopes_json = json.dumps(scopes)
         start = self.now - datetime.timedelta(days=300)
         step = datetime.timedelta(days=290) / max(1, len(names))
+        columns = [
+            "id",
+            "registry_id",
+            "name",
+            "password_hash",
+            "status",
+            "scopes",
+            "created_at",
+            "created_by",
+            "created_by_user_id",
+        ]
+        with_lookup = passwords is not None and "password_lookup" in self._columns("tokens")
+        lookups: list[tuple[str, ...]] = [()] * len(names)
+        if with_lookup:
+            from cargobay.auth.credentials import password_lookup
+
+            assert passwords is not None
+            columns.append("password_lookup")
+            lookups = [(password_lookup(pw),) for pw in passwords]
         rows = (
-            (tid, rid, name, pw, "enabled", scopes_json, ts(start + i * step), SEEDED_BY, "")
-            for i, (tid, rid, name, pw) in enumerate(
-                zip(ids, registry_ids, names, password_hashes, strict=True)
+            (tid, rid, name, pw, "enabled", scopes_json, ts(start + i * step), SEEDED_BY, "", *lookup)
+            for i, (tid, rid, name, pw, lookup) in enumerate(
+                zip(ids, registry_ids, names, password_hashes, lookups, strict=True)
             )
         )
-        self.insert(
-            "tokens",
-            (
-                "id",
-                "registry_id",
-                "name",
-                "password_hash",
-                "status",
-                "scopes",
-                "created_at",
-                "created_by",
-                "created_by_user_id",
-            ),
-            rows,
-        )
+        self.insert("tokens", columns, rows)
         return ids
+
+    def _columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self.conn.execute(f"PRAGMA table_info({table})")}
 
     # -- content -----------------------------------------------------------------------------
     def repositories(self, registry_ids: Sequence[str], names: Sequence[str]) -> list[int]:
@@ -393,6 +404,7 @@ class Hashes:
     token: str  # hash of the password the benchmark logs in with
     oldest: str  # hash of the oldest `ci` token's password
     other: str  # every other `ci` token (other tenants' secrets)
+    passwords: tuple[str, str, str] | None = None  # the three plaintexts, for password lookups
 
 
 @dataclass(frozen=True)
@@ -410,8 +422,12 @@ def seed_login(s: Seeder, n: int, hashes: Hashes) -> LoginData:
     pw = [hashes.other] * n
     pw[0] = hashes.oldest
     pw[-1] = hashes.token
-    s.tokens(ids, ["ci"] * n, pw, PULL_ANYWHERE)
-    s.tokens([ids[0]], ["solo-ci"], [hashes.token], PULL_ANYWHERE)
+    plain: list[str] | None = None
+    if hashes.passwords is not None:
+        token, oldest, other = hashes.passwords
+        plain = [oldest, *([other] * (n - 2)), token] if n > 1 else [token]
+    s.tokens(ids, ["ci"] * n, pw, PULL_ANYWHERE, plain)
+    s.tokens([ids[0]], ["solo-ci"], [hashes.token], PULL_ANYWHERE, _first(hashes, 1))
     return LoginData(n, "solo-ci")
 
 
@@ -463,7 +479,7 @@ def seed_tokens(s: Seeder, n: int, owner: Owner, hashes: Hashes) -> TokensData:
     """One registry of the owner's contract with ``n`` tokens of distinct names."""
     (rid,) = s.registries([owner.contract_number], ["tokens-one"])
     names = [f"tok-{i:06d}" for i in range(n)]
-    s.tokens([rid] * n, names, [hashes.token] * n, PULL_ANYWHERE)
+    s.tokens([rid] * n, names, [hashes.token] * n, PULL_ANYWHERE, _first(hashes, n))
     return TokensData("tokens-one", names[-1])
 
 
@@ -484,5 +500,10 @@ def seed_flat(s: Seeder, n: int, owner: Owner, hashes: Hashes) -> FlatData:
     tags = [f"t-{i:06d}" for i in range(n)]
     s.tags([big] * n, tags, manifests)
     names = [f"tok-{i:06d}" for i in range(n)]
-    s.tokens([rid] * n, names, [hashes.token] * n, PULL_ANYWHERE)
+    s.tokens([rid] * n, names, [hashes.token] * n, PULL_ANYWHERE, _first(hashes, n))
     return FlatData("flat-one", "big/app", names[n // 2], tags[-1])
+
+
+def _first(hashes: Hashes, n: int) -> list[str] | None:
+    """``n`` times the benchmark's own token password, when the plaintexts are known."""
+    return [hashes.passwords[0]] * n if hashes.passwords is not None else None

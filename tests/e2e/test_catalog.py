@@ -17,7 +17,8 @@ from tests.support.v2 import V2, assert_error
 
 OTHER = ("other@example.com", "other-password-1")
 READER = ("reader@example.com", "reader-password-1")
-FIRST = ["alpha/a1/app", "alpha/a2/app", "alpha/zeta", "beta/b/app", "beta/b/app-2"]
+# `alpha-x` sorts before `alpha` in the catalog ("alpha-x/…" < "alpha/…"), though after it by name.
+FIRST = ["alpha-x/r/app", "alpha/a1/app", "alpha/a2/app", "alpha/zeta", "beta/b/app", "beta/b/app-2"]
 SECOND = ["gamma/g/app", "gamma/g/other"]
 pytestmark = pytest.mark.slow  # its own server and five CLI calls: about 30 s of set-up
 LINK = re.compile(r'^<(?P<path>/v2/_catalog\?[^>]+)>; rel="next"$')
@@ -29,6 +30,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(data_dir=base / "data")
     with server:
         server.create_registry("alpha")
+        server.create_registry("alpha-x")
         server.create_registry("beta")
         out = server.cli(
             "contract", "create", "--name", "other", "--owner", OTHER[0], "--password", OTHER[1]
@@ -99,8 +101,11 @@ def test_catalog_pages_follow_link_headers_to_the_end(tenants: Server, n: int) -
 
 
 def test_catalog_last_is_exclusive(tenants: Server) -> None:
-    assert _catalog(tenants, tenants.auth, last="alpha/a2/app").json()["repositories"] == FIRST[2:]
-    assert _catalog(tenants, tenants.auth, last="alpha/zz").json()["repositories"] == FIRST[3:]
+    after_a2 = FIRST[FIRST.index("alpha/a2/app") + 1 :]
+    assert _catalog(tenants, tenants.auth, last="alpha/a2/app").json()["repositories"] == after_a2
+    after_alpha = FIRST[FIRST.index("beta/b/app") :]
+    assert _catalog(tenants, tenants.auth, last="alpha/zz").json()["repositories"] == after_alpha
+    assert _catalog(tenants, tenants.auth, last="alpha-x/r/app").json()["repositories"] == FIRST[1:]
     assert _catalog(tenants, tenants.auth, n="0").json() == {"repositories": []}
 
 

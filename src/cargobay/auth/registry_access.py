@@ -17,7 +17,7 @@ from the database, and each process remembers the answer for at most that long.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -30,10 +30,12 @@ from cargobay.auth.principals import GrantPrincipal, Principal, TokenPrincipal, 
 from cargobay.db.engine import Database
 from cargobay.db.queries import registries, tokens, users
 from cargobay.domain.allowlist import client_address, is_allowed
+from cargobay.domain.names import CatalogOrder
 from cargobay.domain.registries import RegistryInfo
 from cargobay.domain.scopes import ResourceScope
 
 SUBJECT_RECHECK_SECONDS = 1.0
+_PAGE = 200  # registries read at a time for the path-style catalog
 CATALOG = ResourceScope("registry", "catalog", frozenset({"*"}))
 
 
@@ -198,30 +200,58 @@ class RegistryAccess:
         return await self.db.read(_subject_now, kind, ident, contract)
 
     # -- the catalog ------------------------------------------------------------------------
-    async def listings(self, access: Access, address: str | None) -> list[Listing]:
+    async def listings(
+        self, access: Access, address: str | None, start: str | None = None
+    ) -> AsyncIterator[Listing]:
         """The registries whose catalog the caller may read, each with its name filter, in the
-        catalog's order; the path-style catalog (no registry addressed) spans every registry the
-        credential may list, leaving out those whose allowlist excludes the caller."""
+        catalog's order, from the registry named ``start`` on. The path-style catalog (no registry
+        addressed) spans every registry the credential may list, read a page at a time on the
+        (contract, name) index, leaving out those whose allowlist excludes the caller. Refusals are
+        raised here, before anything is listed."""
         principal = access.principal
         if isinstance(principal, GrantPrincipal) and not _grants_listing(principal, access.registry):
             raise AccessRefused(Refusal.INSUFFICIENT_SCOPE)
         holder = await self.current(principal, access.registry.contract_number if access.registry else None)
         if holder is None:
-            raise (
-                AccessRefused(Refusal.INVALID_TOKEN)
-                if access.bearer
-                else AccessRefused(Refusal.UNAUTHENTICATED)
-            )
-        if access.registry is not None:
-            candidates = [access.registry]
-        else:
-            candidates = await self.db.read(_listable, holder)
-        found: list[Listing] = []
-        for registry in candidates:
-            visible = catalog_filter(holder, registry.id, registry.contract_number)
-            if visible is not None and is_allowed(registry.allowlist, address):
-                found.append(Listing(registry, visible))
-        return sorted(found, key=lambda listing: listing.registry.name + "/")
+            raise AccessRefused(Refusal.INVALID_TOKEN if access.bearer else Refusal.UNAUTHENTICATED)
+        return self._listings(holder, access.registry, address, start)
+
+    async def _listings(
+        self,
+        holder: UserPrincipal | TokenPrincipal,
+        registry: RegistryInfo | None,
+        address: str | None,
+        start: str | None,
+    ) -> AsyncIterator[Listing]:
+        async for candidate in self._listable(holder, registry, start):
+            visible = catalog_filter(holder, candidate.id, candidate.contract_number)
+            if visible is not None and is_allowed(candidate.allowlist, address):
+                yield Listing(candidate, visible)
+
+    async def _listable(
+        self, holder: UserPrincipal | TokenPrincipal, registry: RegistryInfo | None, start: str | None
+    ) -> AsyncIterator[RegistryInfo]:
+        if registry is not None:
+            yield registry
+            return
+        if isinstance(holder, TokenPrincipal):
+            own = await registries.info_by_id(self.db, holder.registry_id)
+            if own is not None:
+                yield own
+            return
+        order: CatalogOrder[RegistryInfo] = CatalogOrder(lambda info: info.name)
+        after, inclusive = start, True
+        while page := await self.db.read(
+            registries.infos_of_contract, holder.contract_number, after, inclusive, _PAGE
+        ):
+            for info in page:
+                for due in order.add(info):
+                    yield due
+            if len(page) < _PAGE:
+                break
+            after, inclusive = page[-1].name, False
+        for due in order.rest():
+            yield due
 
     # -- mounts -----------------------------------------------------------------------------
     async def pull_judge(self, access: Access) -> Callable[[str], bool] | None:
@@ -303,14 +333,6 @@ def _subject_now(
         user = users.get(session, ident)
         return credentials.user_principal(session, user.id, user.email, contract) if user else None
     return None
-
-
-def _listable(session: Session, principal: UserPrincipal | TokenPrincipal) -> list[RegistryInfo]:
-    """Registries a credential could list at all (its contract's, or a token's own): one indexed read."""
-    if isinstance(principal, UserPrincipal):
-        return registries.infos_of_contract(session, principal.contract_number)
-    own = registries.info_by_id_in(session, principal.registry_id)
-    return [own] if own is not None else []
 
 
 @dataclass

@@ -83,6 +83,7 @@ class ApiToken(Base):
 
 class Registry(Base):
     __tablename__ = "registries"
+    __table_args__ = (Index("ix_registries_contract_name", "contract_number", "name"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     contract_number: Mapped[int] = mapped_column(

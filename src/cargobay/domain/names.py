@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 from cargobay.domain.errors import InvalidInput, InvalidName, InvalidTag
 
@@ -57,3 +59,37 @@ def check_token_name(name: str, field: str = "name") -> str:
             field=field,
         )
     return name
+
+
+T = TypeVar("T")
+
+
+class CatalogOrder(Generic[T]):
+    """Puts registries given in plain name order into the order of the catalog's names
+    (``registry/repository``): ``name + "/"`` sorts a name after every name that extends it with
+    ``-`` (``ab-c/`` < ``ab/`` < ``ab0/``), so such a name is held back until its extensions passed."""
+
+    def __init__(self, name: Callable[[T], str]) -> None:
+        self._name = name
+        self._held: list[T] = []
+
+    def add(self, item: T) -> list[T]:
+        """Take the next item (plain order); returns those now due, in catalog order."""
+        due: list[T] = []
+        current = self._name(item)
+        while self._held and not current.startswith(self._name(self._held[-1]) + "-"):
+            due.append(self._held.pop())
+        self._held.append(item)
+        return due
+
+    def rest(self) -> list[T]:
+        """What is still held, in catalog order (after the last item)."""
+        due, self._held = self._held[::-1], []
+        return due
+
+
+def catalog_order(items: Iterable[T], name: Callable[[T], str]) -> Iterator[T]:
+    order = CatalogOrder(name)
+    for item in items:
+        yield from order.add(item)
+    yield from order.rest()

@@ -148,17 +148,22 @@ class RegistryApp:
         params = request.query_params
         n = parse_page_size(params.get("n"))
         last = params.get("last")
+        path_style = host_registry is None
+        # Registries are read from the one `last` names; from the root of its "-" chain, in fact: a
+        # registry `ab` sorts after `ab-c` in the catalog, though before it by name.
+        start = last.partition("/")[0].partition("-")[0] if path_style and last else None
         try:
-            listings = await self.access.access.listings(access, self.access.client_ip(request))
+            listings = await self.access.access.listings(access, self.access.client_ip(request), start)
         except AccessRefused as exc:
             raise self.access.refused(request, exc, scope) from None
         if n == 0:
             return json_response({"repositories": []})
-        prefix = host_registry is None
-        sources = [
-            CatalogSource(x.registry.id, f"{x.registry.name}/" if prefix else "", x.visible) for x in listings
-        ]
-        names, more = await self.runtime.services.catalog.list(sources, n, last)
+
+        async def sources() -> AsyncIterator[CatalogSource]:
+            async for x in listings:
+                yield CatalogSource(x.registry.id, f"{x.registry.name}/" if path_style else "", x.visible)
+
+        names, more = await self.runtime.services.catalog.list(sources(), n, last)
         headers = next_link("/v2/_catalog", n, names[-1]) if more and n and names else {}
         return json_response({"repositories": names}, headers=headers)
 

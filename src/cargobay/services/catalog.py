@@ -7,7 +7,7 @@ page ended, so a page costs the same however many repositories or registries the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 
 from cargobay.db.engine import Database
@@ -31,12 +31,13 @@ class Catalog:
         self.db = db
 
     async def list(
-        self, sources: Sequence[CatalogSource], n: int | None, last: str | None
+        self, sources: AsyncIterable[CatalogSource], n: int | None, last: str | None
     ) -> tuple[list[str], bool]:
-        """Names after ``last`` from ``sources`` (in catalog order); the flag says whether more remain."""
+        """Names after ``last`` from ``sources`` (in catalog order, read only as far as the page
+        needs); the flag says whether more remain."""
         want = n if n is not None else MAX_NAMES
         names: list[str] = []
-        for source in sources:
+        async for source in sources:
             after, skip = _start(source.prefix, last)
             if skip:
                 continue

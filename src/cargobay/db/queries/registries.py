@@ -37,13 +37,16 @@ def info_by_id_in(session: Session, registry_id: str) -> RegistryInfo | None:
     return _info(tuple(row)) if row is not None else None
 
 
-def infos_of_contract(session: Session, contract_number: int) -> list[RegistryInfo]:
-    """Every registry of one tenant (indexed by contract), in name order."""
-    rows = session.execute(
-        select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist)
-        .where(Registry.contract_number == contract_number)
-        .order_by(Registry.name)
+def infos_of_contract(
+    session: Session, contract_number: int, start: str | None = None, inclusive: bool = True, limit: int = 500
+) -> list[RegistryInfo]:
+    """A tenant's registries in name order from ``start`` (on the (contract, name) index)."""
+    query = select(Registry.id, Registry.name, Registry.contract_number, Registry.allowlist).where(
+        Registry.contract_number == contract_number
     )
+    if start is not None:
+        query = query.where(Registry.name >= start if inclusive else Registry.name > start)
+    rows = session.execute(query.order_by(Registry.name).limit(limit))
     return [info for row in rows if (info := _info(tuple(row))) is not None]
 
 

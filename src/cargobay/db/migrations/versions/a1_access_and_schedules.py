@@ -31,6 +31,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("gc_schedule_since", cargobay.db.types.UtcDateTime(), nullable=True))
         batch_op.add_column(sa.Column("gc_next_window_at", cargobay.db.types.UtcDateTime(), nullable=True))
         batch_op.create_index("ix_registries_gc_next_window_at", ["gc_next_window_at"], unique=False)
+        # A tenant's registries in name order (the path-style catalog pages through them).
+        batch_op.create_index("ix_registries_contract_name", ["contract_number", "name"], unique=False)
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         # Jobs sharing a key never run at the same time (one GC per registry, one run of a periodic kind).
         batch_op.add_column(sa.Column("concurrency_key", sa.String(length=200), nullable=True))
@@ -42,6 +44,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_concurrency")
         batch_op.drop_column("concurrency_key")
     with op.batch_alter_table("registries", schema=None) as batch_op:
+        batch_op.drop_index("ix_registries_contract_name")
         batch_op.drop_index("ix_registries_gc_next_window_at")
         batch_op.drop_column("gc_next_window_at")
         batch_op.drop_column("gc_schedule_since")
