@@ -198,6 +198,31 @@ WITHDRAWN: dict[str, Any] = {
     ],
 }
 
+
+GHSA_URLLIB3: dict[str, Any] = {
+    "id": "GHSA-v845-jxx5-vc9f",
+    "modified": "2024-02-16T00:00:00Z",
+    "published": "2023-10-02T23:26:02Z",
+    "aliases": ["CVE-2023-43804"],
+    "summary": "Cookie HTTP header isn't stripped on cross-origin redirects",
+    "affected": [
+        {
+            "package": {"ecosystem": "PyPI", "name": "urllib3"},
+            "ranges": [
+                {
+                    "type": "ECOSYSTEM",
+                    "events": [
+                        {"introduced": "0"},
+                        {"fixed": "1.26.17"},
+                        {"introduced": "2.0.0"},
+                        {"fixed": "2.0.6"},
+                    ],
+                }
+            ],
+        }
+    ],
+}
+
 ALL: tuple[dict[str, Any], ...] = (
     DEBIAN_CVE_2024_28085,
     DSA_5650_1,
@@ -209,5 +234,6 @@ ALL: tuple[dict[str, Any], ...] = (
     PYSEC_2023_74,
     GHSA_LODASH,
     GO_2023_2102,
+    GHSA_URLLIB3,
     WITHDRAWN,
 )

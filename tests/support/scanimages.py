@@ -17,7 +17,9 @@ from pathlib import Path
 
 import zstandard
 
-DEBIAN12_STATUS = Path(__file__).resolve().parents[1] / "unit" / "scanning" / "fixtures" / "debian12-dpkg-status"
+DEBIAN12_STATUS = (
+    Path(__file__).resolve().parents[1] / "unit" / "scanning" / "fixtures" / "debian12-dpkg-status"
+)
 DEBIAN12_OS_RELEASE = b"""PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
 VERSION_ID="12"
@@ -133,3 +135,50 @@ def docker_archive(path: Path, layers: Sequence[bytes], tag: str = "cargobay/tes
             info.size = len(data)
             info.mtime = 1_700_000_000
             tar.addfile(info, io.BytesIO(data))
+
+
+GO_DEP = ("golang.org/x/net", "v0.13.0")
+
+
+def build_go_binary(workdir: Path, cache_dir: Path | None = None) -> bytes:
+    """A real ``go build`` of a main module that depends on golang.org/x/net v0.13.0, offline.
+
+    The dependency comes from a hand-written ``vendor/`` tree (``-mod=vendor``, ``GOPROXY=off``), so
+    the build info records it exactly as for a downloaded module. Raises FileNotFoundError without Go.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    go = shutil.which("go")
+    if go is None:
+        raise FileNotFoundError("go is not installed")
+    mod, version = GO_DEP
+    src = workdir / "gosrc"
+    (src / "vendor" / mod / "html").mkdir(parents=True)
+    (src / "go.mod").write_text(f"module example.com/cargobay/hello\n\ngo 1.21\n\nrequire {mod} {version}\n")
+    main = 'package main\n\nimport (\n\t"fmt"\n\n\t"golang.org/x/net/html"\n)\n\n'
+    (src / "main.go").write_text(main + "func main() { fmt.Println(html.Name()) }\n")
+    (src / "vendor" / mod / "html" / "html.go").write_text(
+        'package html\n\nfunc Name() string { return "html" }\n'
+    )
+    (src / "vendor" / "modules.txt").write_text(f"# {mod} {version}\n## explicit; go 1.17\n{mod}/html\n")
+    env = dict(os.environ)
+    env.update(
+        GOFLAGS="-mod=vendor",
+        GOPROXY="off",
+        GOTOOLCHAIN="local",
+        GOPATH=str(workdir / "gopath"),
+        GOCACHE=str(cache_dir if cache_dir is not None else workdir / "gocache"),
+        CGO_ENABLED="0",
+    )
+    out = workdir / "hello"
+    subprocess.run(
+        [go, "build", "-trimpath", "-buildvcs=false", "-o", str(out), "."],
+        cwd=src,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return out.read_bytes()
