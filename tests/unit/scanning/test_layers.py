@@ -131,3 +131,39 @@ def test_parser_crash_skips_the_file_only() -> None:
     inv = read_layer(io.BytesIO(layer_tar([("a/b", b"x"), ("c", b"y")])), Selector([broken]))
     assert "parser failed: RuntimeError: bug" in inv.files["a/b"].skipped
     assert inv.errors == []
+
+
+class FailingStream(io.RawIOBase):
+    """Yields ``data`` then raises, like a storage stream that dies mid-blob."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._data.read(size)
+        if not chunk:
+            raise OSError("storage went away")
+        return chunk
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_stream_errors_end_the_layer_with_a_reason_and_stop_the_helper_thread(prefetch: bool) -> None:
+    import threading
+
+    filler = random.Random(1).randbytes(300_000)
+    blob = compress(layer_tar([("var/lib/dpkg/status", STATUS), ("usr/share/filler", filler)]), "gzip")
+    before = threading.active_count()
+    inv = read_layer(FailingStream(blob[: len(blob) // 2]), prefetch=prefetch)
+    assert "var/lib/dpkg/status" in inv.files
+    assert "storage went away" in inv.errors[0]
+    assert threading.active_count() == before
+
+
+def test_prefetch_gives_the_same_inventory() -> None:
+    blob = compress(
+        layer_tar([("var/lib/dpkg/status", STATUS), ("etc/os-release", DEBIAN12_OS_RELEASE)]), "zstd"
+    )
+    assert read_layer(io.BytesIO(blob), prefetch=True) == read_layer(io.BytesIO(blob), prefetch=False)
