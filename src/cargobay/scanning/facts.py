@@ -42,11 +42,11 @@ class Package:
     location: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name))}
+        return {name: v for name in _PACKAGE_FIELDS if (v := getattr(self, name))}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Package:
-        return cls(**{f.name: str(data.get(f.name, "")) for f in fields(cls)})
+        return cls(**{name: str(data.get(name, "")) for name in _PACKAGE_FIELDS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +60,15 @@ class Release:
     pretty_name: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name))}
+        return {name: v for name in _RELEASE_FIELDS if (v := getattr(self, name))}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Release:
-        return cls(**{f.name: str(data.get(f.name, "")) for f in fields(cls)})
+        return cls(**{name: str(data.get(name, "")) for name in _RELEASE_FIELDS})
+
+
+_PACKAGE_FIELDS = tuple(f.name for f in fields(Package))
+_RELEASE_FIELDS = tuple(f.name for f in fields(Release))
 
 
 @dataclass(frozen=True, slots=True)
