@@ -66,3 +66,18 @@ def test_quick_benchmark_run_measures_both_registries_and_writes_json(tmp_path: 
     assert all(s["value"] > 0 and s["extra"]["non_2xx"] == 0 for s in gets)
     layers = {(s["subject"], s["metric"]) for s in results["samples"] if s["section"] == "layers"}
     assert {("cargobay", "push wall time"), ("reference", "pull wall time")} <= layers
+
+
+def test_scanning_benchmark_runs_end_to_end_on_a_small_image(tmp_path: Path) -> None:
+    peer("osv-scanner")
+    args = ["--size-mib", "10", "--records", "300", "--repeat", "1", "--workdir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scan", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("cold  median", "warm  median", "osv-scanner  median", "speed-up over osv-scanner"):
+        assert line in done.stdout
