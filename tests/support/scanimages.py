@@ -182,3 +182,39 @@ def build_go_binary(workdir: Path, cache_dir: Path | None = None) -> bytes:
         timeout=600,
     )
     return out.read_bytes()
+
+
+def rpm_header(tags: dict[int, str | int], magic: bool = False) -> bytes:
+    """An RPM header blob with these tags (strings as STRING, ints as INT32)."""
+    import struct
+
+    from cargobay.scanning.catalogers import rpm
+
+    index = b""
+    store = b""
+    for tag, value in tags.items():
+        if isinstance(value, int):
+            while len(store) % 4:
+                store += b"\0"
+            index += struct.pack(">iiii", tag, rpm.TYPE_INT32, len(store), 1)
+            store += struct.pack(">i", value)
+        else:
+            index += struct.pack(">iiii", tag, rpm.TYPE_STRING, len(store), 1)
+            store += value.encode() + b"\0"
+    body = struct.pack(">II", len(tags), len(store)) + index + store
+    return (rpm.HEADER_MAGIC + b"\0" * 4 + body) if magic else body
+
+
+def rpmdb(tmp_path: Path, headers: list[bytes], wal: bool = False) -> bytes:
+    """An rpmdb.sqlite image holding these header blobs (as rpm >= 4.16 writes it)."""
+    import sqlite3
+
+    path = tmp_path / "rpmdb.sqlite"
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    conn.executemany("INSERT INTO Packages (blob) VALUES (?)", [(h,) for h in headers])
+    conn.commit()
+    conn.close()
+    return path.read_bytes()

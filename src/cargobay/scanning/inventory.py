@@ -37,6 +37,9 @@ _OS_FAMILY = {
 }
 
 
+_BY_SOURCE = frozenset({DEB, APK})
+
+
 class InventoryFormatError(ValueError):
     """A stored inventory is not in the format this code writes (re-read the layer or re-merge)."""
 
@@ -67,6 +70,13 @@ class LayerInventory:
     def from_json(cls, data: dict[str, Any]) -> LayerInventory:
         if not isinstance(data, dict) or data.get("format") != LAYER_FORMAT:
             raise InventoryFormatError("not a layer inventory of format " + LAYER_FORMAT)
+        try:
+            return cls._from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InventoryFormatError(f"malformed layer inventory: {exc!r}") from exc
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> LayerInventory:
         return cls(
             files={str(p): FileFacts.from_json(f) for p, f in data["files"].items()},
             whiteouts=[str(w) for w in data.get("whiteouts", ())],
@@ -101,7 +111,9 @@ class OsInfo:
 
 @dataclass(frozen=True, slots=True)
 class ImagePackage:
-    """A package of the merged image; OS packages are matched on ``source_name``/``source_version``.
+    """A package of the merged image. dpkg and apk packages are matched on ``source_name`` /
+    ``source_version`` (Debian, Ubuntu and Alpine advisories name source packages); rpm packages on
+    their own name and ``[epoch:]version-release`` (AlmaLinux, Rocky and Red Hat records list binary rpms).
 
     ``ecosystem`` is the OSV ecosystem ("" when unknown: such a package is listed but never matched).
     """
@@ -120,11 +132,11 @@ class ImagePackage:
 
     @property
     def match_name(self) -> str:
-        return self.source_name or self.name
+        return (self.source_name or self.name) if self.kind in _BY_SOURCE else self.name
 
     @property
     def match_version(self) -> str:
-        return self.source_version or self.version
+        return (self.source_version or self.version) if self.kind in _BY_SOURCE else self.version
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +206,13 @@ class ImageInventory:
     def from_json(cls, data: dict[str, Any]) -> ImageInventory:
         if not isinstance(data, dict) or data.get("format") != IMAGE_FORMAT:
             raise InventoryFormatError("not an image inventory of format " + IMAGE_FORMAT)
+        try:
+            return cls._from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InventoryFormatError(f"malformed image inventory: {exc!r}") from exc
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> ImageInventory:
         os_data = data.get("os")
         return cls(
             os=OsInfo.from_json(os_data) if os_data is not None else None,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 import struct
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from cargobay.scanning.catalogers import (
     rpm,
 )
 from cargobay.scanning.facts import Package
-from tests.support.scanimages import DEBIAN12_STATUS, dpkg_stanza, jar
+from tests.support.scanimages import DEBIAN12_STATUS, dpkg_stanza, jar, rpm_header, rpmdb
 
 
 def test_selector_routes_paths_to_catalogers() -> None:
@@ -157,34 +156,6 @@ def test_java_properties_parser() -> None:
 
 
 # -- rpm --------------------------------------------------------------------------------------
-
-
-def rpm_header(tags: dict[int, str | int], magic: bool = False) -> bytes:
-    index = b""
-    store = b""
-    for tag, value in tags.items():
-        if isinstance(value, int):
-            while len(store) % 4:
-                store += b"\0"
-            index += struct.pack(">iiii", tag, rpm.TYPE_INT32, len(store), 1)
-            store += struct.pack(">i", value)
-        else:
-            index += struct.pack(">iiii", tag, rpm.TYPE_STRING, len(store), 1)
-            store += value.encode() + b"\0"
-    body = struct.pack(">II", len(tags), len(store)) + index + store
-    return (rpm.HEADER_MAGIC + b"\0" * 4 + body) if magic else body
-
-
-def rpmdb(tmp_path: Path, headers: list[bytes], wal: bool = False) -> bytes:
-    path = tmp_path / "rpmdb.sqlite"
-    conn = sqlite3.connect(path)
-    if wal:
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
-    conn.executemany("INSERT INTO Packages (blob) VALUES (?)", [(h,) for h in headers])
-    conn.commit()
-    conn.close()
-    return path.read_bytes()
 
 
 GLIBC = {

@@ -150,11 +150,15 @@ def test_real_debian_status_inventory_round_trips_through_json() -> None:
     assert len(image.packages) >= 60
 
 
-def test_other_formats_are_refused() -> None:
+def test_other_formats_and_malformed_caches_are_refused() -> None:
     with pytest.raises(InventoryFormatError):
         LayerInventory.from_json({"format": "cargobay.layer-inventory/0", "files": {}})
     with pytest.raises(InventoryFormatError):
         ImageInventory.from_json({"packages": []})
+    with pytest.raises(InventoryFormatError):
+        LayerInventory.from_json({"format": "cargobay.layer-inventory/1", "files": {"a": {"packages": 3}}})
+    with pytest.raises(InventoryFormatError):
+        ImageInventory.from_json({"format": "cargobay.image-inventory/1", "packages": [{"name": "x"}]})
 
 
 def test_layer_errors_and_skipped_files_are_reported() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from tests.support.scanimages import (
     jar,
     layer_tar,
     npm_package,
+    rpm_header,
+    rpmdb,
 )
 
 STATUS = "\n".join(
@@ -154,3 +157,69 @@ def test_unknown_ecosystem_never_matches() -> None:
     image = merge([read_layer(io.BytesIO(layer_tar([("var/lib/dpkg/status", STATUS.encode())])))])  # no OS
     assert lookup_keys(image) == set()
     assert match(image, RecordIndex(OsvRecord.parse(r) for r in R.ALL)) == []
+
+
+def test_alpine_matches_the_origin_package() -> None:
+    installed = "P:libcrypto3\nV:3.1.4-r4\nA:x86_64\no:openssl\n\nP:musl\nV:1.2.4_git20230717-r4\no:musl\n"
+    layer = layer_tar(
+        [("etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n"), ("lib/apk/db/installed", installed.encode())]
+    )
+    image = merge([read_layer(io.BytesIO(layer))])
+    # CVE-2024-0727 (PKCS#12 NULL dereference): Alpine 3.19 fixed it in openssl 3.1.4-r5.
+    record = {
+        "id": "ALPINE-CVE-2024-0727",
+        "upstream": ["CVE-2024-0727"],
+        "affected": [
+            {
+                "package": {"ecosystem": "Alpine:v3.19", "name": "openssl"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.4-r5"}]}],
+            }
+        ],
+    }
+    found = match(image, RecordIndex([OsvRecord.parse(record)]))
+    assert [(f.id, f.package, f.fixed_version, f.ecosystem) for f in found] == [
+        ("CVE-2024-0727", "libcrypto3", "3.1.4-r5", "Alpine:v3.19")
+    ]
+    assert lookup_keys(image) == {("Alpine:v3.19", "openssl"), ("Alpine:v3.19", "musl")}
+
+
+def test_rpm_packages_match_by_binary_name_and_epoch_version(tmp_path: Path) -> None:
+    from cargobay.scanning.catalogers import rpm
+
+    header = rpm_header(
+        {
+            rpm.TAG_NAME: "openssl-libs",
+            rpm.TAG_EPOCH: 1,
+            rpm.TAG_VERSION: "3.0.7",
+            rpm.TAG_RELEASE: "24.el9",
+            rpm.TAG_ARCH: "x86_64",
+            rpm.TAG_SOURCERPM: "openssl-3.0.7-24.el9.src.rpm",
+        }
+    )
+    layer = layer_tar(
+        [
+            ("etc/os-release", b'ID="rocky"\nVERSION_ID="9.3"\n'),
+            ("var/lib/rpm/rpmdb.sqlite", rpmdb(tmp_path, [header])),
+        ]
+    )
+    image = merge([read_layer(io.BytesIO(layer))])
+    assert [(p.ecosystem, p.match_name, p.match_version) for p in image.packages] == [
+        ("Rocky Linux:9", "openssl-libs", "1:3.0.7-24.el9")
+    ]
+    # A test record in the shape of Rocky's OSV data (binary rpm names, epoch in the fixed version).
+    record = {
+        "id": "RLSA-TEST-0001",
+        "aliases": ["CVE-2023-5678"],
+        "affected": [
+            {
+                "package": {"ecosystem": "Rocky Linux:9", "name": "openssl-libs"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:3.0.7-25.el9_3"}]}
+                ],
+            }
+        ],
+    }
+    found = match(image, RecordIndex([OsvRecord.parse(record)]))
+    assert [(f.id, f.package, f.fixed_version) for f in found] == [
+        ("CVE-2023-5678", "openssl-libs", "1:3.0.7-25.el9_3")
+    ]
