@@ -73,11 +73,6 @@ class _Prefixed:
             return data
         return self._stream.read(size)
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
 
 class _GzipChunks:
     """Decompressed chunks of a gzip stream (several members, zero padding between them allowed)."""
