@@ -35,3 +35,15 @@ def test_cyclonedx_1_6_json_lists_os_and_packages_with_purls() -> None:
     props = {p["name"]: p["value"] for p in bsdutils["properties"]}
     assert props["cargobay:source_name"] == "util-linux" and props["cargobay:layer"] == "0"
     assert len(components) == len(image.packages) + 1
+
+
+def test_sbom_validates_against_the_cyclonedx_1_6_schema() -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    tar = layer_tar(
+        [("etc/os-release", DEBIAN12_OS_RELEASE), ("var/lib/dpkg/status", DEBIAN12_STATUS.read_bytes())]
+    )
+    image = merge([read_layer(io.BytesIO(tar))])
+    document = cyclonedx_json(image, name="demo/app", version="sha256:abc")
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(document) is None
