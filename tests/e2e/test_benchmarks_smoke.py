@@ -112,3 +112,18 @@ def test_scaling_benchmark_seeds_and_measures_every_section_at_two_small_sizes(t
         (e, 3, 6) for e in endpoints
     }
     assert {(s["section"], s["rows"]) for s in results["seeded"]} == every
+
+
+def test_scanning_benchmark_runs_end_to_end_on_a_small_image(tmp_path: Path) -> None:
+    peer("osv-scanner")
+    args = ["--size-mib", "10", "--records", "300", "--repeat", "1", "--workdir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scan", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("cold  median", "warm  median", "osv-scanner  median", "speed-up over osv-scanner"):
+        assert line in done.stdout
