@@ -36,13 +36,22 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     return Settings()
 
 
-def _prepare(settings: Settings) -> Runtime:
-    """Migrate, and on a first start create the bootstrap contract and owner."""
+def _prepare(settings: Settings, create: bool = False) -> Runtime:
+    """Migrate, and on a first start create the bootstrap contract and owner.
+
+    Only ``create`` (serve, migrate) may make a new installation; every other command needs the one
+    that ``CARGOBAY_DATA_DIR`` / ``--data-dir`` / ``CARGOBAY_DATABASE_URL`` name, and stops with an
+    error naming where it looked instead of quietly starting a second one.
+    """
     from cargobay.logs import configure_logging
-    from cargobay.runtime import build_runtime
+    from cargobay.runtime import build_runtime, installation_problem
     from cargobay.services.tenancy import bootstrap
 
     configure_logging(settings.log_level)
+    if create:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    elif (problem := installation_problem(settings)) is not None:
+        _fail(problem)
     runtime = build_runtime(settings, migrate=True)
     result = runtime.db.write_sync(bootstrap, settings.admin_user, settings.admin_password)
     if result is not None:
@@ -63,11 +72,11 @@ def serve(
     data_dir: DataDir = None,
     workers: Annotated[int | None, typer.Option(help="worker processes (CARGOBAY_WORKERS)")] = None,
 ) -> None:
-    """Run the server: registry API, token service, management API, console."""
+    """Run the server: registry API, token service, management API."""
     import uvicorn
 
     settings = _settings(data_dir, listen=listen, workers=workers)
-    runtime = _prepare(settings)
+    runtime = _prepare(settings, create=True)
     runtime.db.dispose()
     typer.echo(f"cargobay listening on http://{settings.listen}", err=True)
     uvicorn.run(
@@ -109,7 +118,7 @@ def migrate(data_dir: DataDir = None) -> None:
     from cargobay.services.encryption import seal_plaintext_data
     from cargobay.storage.encrypted import EncryptedStore
 
-    runtime = _prepare(_settings(data_dir))
+    runtime = _prepare(_settings(data_dir), create=True)
     typer.echo("database is at the newest schema")
     store = runtime.store
     if isinstance(store, EncryptedStore) and store.allow_plaintext:

@@ -14,7 +14,7 @@ from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSig
 from cargobay.auth.registry_access import RegistryAccess
 from cargobay.config import Settings
 from cargobay.db.engine import Database
-from cargobay.db.migrate import upgrade
+from cargobay.db.migrate import has_schema, upgrade
 from cargobay.services.api_tokens import ApiTokenService
 from cargobay.services.artifacts import ArtifactService
 from cargobay.services.blobs import BlobService
@@ -77,8 +77,32 @@ class Runtime:
         self.db.dispose()
 
 
+def installation_problem(settings: Settings) -> str | None:
+    """Why there is no installation where the settings point (None when there is one)."""
+    if settings.database_url is None:
+        database = settings.data_dir / "cargobay.db"
+        if not database.is_file():
+            return (
+                f"no Cargobay installation in {settings.data_dir.resolve()} (no {database.name} there): "
+                "set CARGOBAY_DATA_DIR or --data-dir to the data directory of the installation, "
+                "or start one with `cargobay serve`"
+            )
+        return None
+    db = Database(settings.resolved_database_url)
+    try:
+        if not has_schema(db.engine):
+            return (
+                "the database named by CARGOBAY_DATABASE_URL holds no Cargobay installation: "
+                "run `cargobay migrate` (or start `cargobay serve`) against it first"
+            )
+    except Exception as exc:
+        return f"cannot reach the database named by CARGOBAY_DATABASE_URL: {type(exc).__name__}: {exc}"
+    finally:
+        db.dispose()
+    return None
+
+
 def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if migrate:
         upgrade(db.engine)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import httpx
+import pytest
 
 from tests.support.mgmt import Login, new_contract, unique
-from tests.support.server import Server
+from tests.support.postgres import PostgresServer
+from tests.support.server import CARGOBAY, Server
 
 
 def test_user_create_reports_role_and_permission_and_refuses_bad_input(server: Server) -> None:
@@ -39,3 +45,40 @@ def test_user_create_reports_role_and_permission_and_refuses_bad_input(server: S
     assert no_contract.returncode == 1 and "contract 1 does not exist" in no_contract.stderr
     bad_login = server.cli("user", "create", "not-an-email", "--contract", str(owner.contract), check=False)
     assert bad_login.returncode == 1 and "user@domain" in bad_login.stderr
+
+
+# -- admin commands never make a new installation ----------------------------------------------
+
+ADMIN_COMMANDS = [
+    ["registry", "create", "otherreg"],
+    ["contract", "create", "--name", "x"],
+    ["user", "create", "someone@example.com", "--contract", "1"],
+    ["keys", "rotate-master", "--new-key-file", "new.key"],
+]
+
+
+@pytest.mark.parametrize("command", ADMIN_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_an_admin_command_without_an_installation_names_where_it_looked(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Run from a directory that holds no installation (the default ./data), it changes nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOBAY_")}
+    done = subprocess.run(
+        [CARGOBAY, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"no Cargobay installation in {tmp_path / 'data'}" in done.stderr
+    assert "CARGOBAY_DATA_DIR" in done.stderr and "--data-dir" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no data dir, no key, no database
+
+
+@pytest.mark.postgres
+def test_an_admin_command_on_an_empty_database_says_so(pg_server: PostgresServer, tmp_path: Path) -> None:
+    url = pg_server.url(pg_server.create_database("empty_install"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOBAY_")}
+    env.update(CARGOBAY_DATABASE_URL=url, CARGOBAY_DATA_DIR=str(tmp_path / "data"))
+    done = subprocess.run(
+        [CARGOBAY, "registry", "create", "pgreg"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "holds no Cargobay installation" in done.stderr
+    assert "cargobay migrate" in done.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,3 +35,9 @@ def revision(engine: Engine, message: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.revision(config, message=message, autogenerate=True)
+
+
+def has_schema(engine: Engine) -> bool:
+    """Whether the database was migrated at least once (it has Alembic's version table)."""
+    with engine.connect() as connection:
+        return inspect(connection).has_table("alembic_version")
