@@ -2,7 +2,8 @@
 
 A small prefix dispatcher sits in front so the registry hot path (/v2/) pays for no framework
 routing: /v2/ and /auth/token go to the registry layer, /containerregistries/ to the management
-API, the rest to a small Starlette app (health, readiness, metrics).
+API, the rest to a small Starlette app (health, readiness, metrics). The dispatcher also measures
+every request (metrics, and one access-log line when ``CARGOBAY_ACCESS_LOG`` is on).
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cargobay import observability
 from cargobay.config import Settings
+from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.logs import configure_logging, get_logger
 from cargobay.runtime import Runtime, build_runtime
 
 log = get_logger("cargobay.app")
+access = get_logger("cargobay.access")
 
 
 class CargobayApp:
@@ -35,12 +40,79 @@ class CargobayApp:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        path: str = scope["path"]
+        if scope["type"] != "http":
+            await self._route(scope["path"])(scope, receive, send)
+            return
+        await self._measured(scope, receive, send)
+
+    def _route(self, path: str) -> ASGIApp:
         for prefix, app in self._routes:
             if path.startswith(prefix):
-                await app(scope, receive, send)
-                return
-        await self._fallback(scope, receive, send)
+                return app
+        return self._fallback
+
+    async def _measured(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request, counting its bytes and status for the metrics and the access log."""
+        request = observability.begin_request()
+        request.route = scope["path"] if scope["path"] in _OWN_PATHS else "other"
+        peer = scope["client"][0] if scope.get("client") else None
+        if self.settings.trusted_proxies and is_allowed(self.settings.trusted_proxies, peer):
+            # Behind a TLS-terminating proxy we trust: links and the token realm say https.
+            proto = next((v for k, v in scope["headers"] if k == b"x-forwarded-proto"), None)
+            if proto in (b"https", b"http"):
+                scope["scheme"] = proto.decode()
+        measured = observability.Measured(scope["method"], scope["path"], peer)
+
+        async def counted_receive() -> Any:
+            message = await receive()
+            body = message.get("body")
+            if body:
+                measured.received += len(body)
+            return message
+
+        async def counted_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                measured.status = message["status"]
+            else:
+                body = message.get("body")
+                if body:
+                    measured.sent += len(body)
+            await send(message)
+
+        try:
+            await self._route(scope["path"])(scope, counted_receive, counted_send)
+        finally:
+            seconds = measured.finish(request)
+            if self.settings.access_log:
+                self._log(scope, measured, request, seconds)
+
+    def _log(
+        self,
+        scope: Scope,
+        measured: observability.Measured,
+        request: observability.RequestFacts,
+        seconds: float,
+    ) -> None:
+        forwarded = None
+        if self.settings.trusted_proxies:
+            forwarded = next(
+                (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"), None
+            )
+        kind, _, name = (request.principal or "").partition(":")
+        access.info(
+            "request",
+            method=measured.method,
+            path=measured.path,
+            route=request.route,
+            status=measured.status,
+            bytes_in=measured.received,
+            bytes_out=measured.sent,
+            ms=round(seconds * 1000, 2),
+            registry=request.registry,
+            principal=kind or None,
+            name=name or None,
+            client=client_address(measured.client, forwarded, self.settings.trusted_proxies),
+        )
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -81,6 +153,9 @@ class CargobayApp:
         await runtime.close()
 
 
+_OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 async def _not_ready(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         await PlainTextResponse("starting", status_code=503)(scope, receive, send)
@@ -89,6 +164,10 @@ async def _not_ready(scope: Scope, receive: Receive, send: Send) -> None:
 def _misc_app(runtime: Runtime) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        body, media_type = observability.exposition([observability.QueryCollector(lambda: _gauges(runtime))])
+        return Response(body, media_type=media_type)
 
     async def readyz(request: Request) -> Response:
         from sqlalchemy import text
@@ -100,16 +179,31 @@ def _misc_app(runtime: Runtime) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def not_found(request: Request, exc: Any) -> Response:
+        observability.facts().route = "other"
         return JSONResponse({"errors": [{"code": "NOT_FOUND", "message": "no such endpoint"}]}, 404)
 
     return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)],
         exception_handlers={404: not_found},
     )
+
+
+def _gauges(runtime: Runtime) -> list[GaugeMetricFamily]:
+    """Read at scrape time: the job queue by kind and state, open upload sessions."""
+    from cargobay.db.queries import jobs, uploads
+
+    queued = runtime.db.read_sync(jobs.depth)
+    sessions = runtime.db.read_sync(uploads.count)
+    return [
+        observability.gauge(
+            "cargobay_jobs", "Jobs queued or running, by kind and state", ["kind", "state"], queued
+        ),
+        observability.gauge("cargobay_upload_sessions", "Upload sessions open", [], [(sessions,)]),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> CargobayApp:
     """uvicorn factory: ``uvicorn --factory cargobay.app:create_app``."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return CargobayApp(settings)

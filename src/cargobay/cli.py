@@ -47,7 +47,7 @@ def _prepare(settings: Settings, create: bool = False) -> Runtime:
     from cargobay.runtime import build_runtime, installation_problem
     from cargobay.services.tenancy import bootstrap
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     elif (problem := installation_problem(settings)) is not None:
@@ -70,32 +70,37 @@ def _fail(message: str) -> NoReturn:
 def serve(
     listen: Annotated[str | None, typer.Option(help="HOST:PORT (CARGOBAY_LISTEN)")] = None,
     data_dir: DataDir = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes (CARGOBAY_WORKERS)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes (CARGOBAY_WORKERS; default one per CPU, at most 8)")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="serve HTTPS with this PEM certificate (CARGOBAY_TLS_CERT_FILE)"),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="its PEM private key (CARGOBAY_TLS_KEY_FILE)")
+    ] = None,
 ) -> None:
-    """Run the server: registry API, token service, management API."""
-    import uvicorn
+    """Run the server: registry API, token service, management API, metrics."""
+    import shutil
 
-    settings = _settings(data_dir, listen=listen, workers=workers)
+    from cargobay import serving
+
+    metrics = serving.metrics_directory()  # before anything imports prometheus_client
+    settings = _settings(
+        data_dir, listen=listen, workers=workers, tls_cert_file=tls_cert, tls_key_file=tls_key
+    )
     runtime = _prepare(settings, create=True)
     runtime.db.dispose()
-    typer.echo(f"cargobay listening on http://{settings.listen}", err=True)
-    uvicorn.run(
-        "cargobay.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        # X-Forwarded-For is believed only from CARGOBAY_TRUSTED_PROXIES (domain/allowlist.py);
-        # uvicorn's own proxy handling would trust loopback peers and bypass the allowlist.
-        proxy_headers=False,
-        server_header=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
+    scheme = "https" if settings.tls else "http"
+    typer.echo(
+        f"cargobay listening on {scheme}://{settings.listen} with {settings.worker_count} worker process(es)",
+        err=True,
     )
+    try:
+        serving.run(settings)
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
 
 
 @app.command()
@@ -105,7 +110,7 @@ def worker(data_dir: DataDir = None) -> None:
     from cargobay.worker import run_worker
 
     settings = _settings(data_dir)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     run_worker(settings)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,7 +24,12 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(None, description="bootstrap owner's password")
     registry_domain: str | None = Field(None, description="hostnames are {registry}.{domain} when set")
     public_url: str | None = Field(None, description="external base URL used in links; default from Host")
-    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="worker processes; default: one per CPU, at most 8 (see default_workers)",
+    )
     # The floor is 1 s (not a minute) so tests can watch an upload expire; deployments use hours.
     upload_expiry_seconds: int = Field(24 * 3600, ge=1, description="abandoned uploads expire after")
     token_ttl_seconds: int = Field(300, ge=5, le=300, description="lifetime of /auth/token JWTs (5 s..5 min)")
@@ -34,6 +41,17 @@ class Settings(BaseSettings):
         description="location ids registries may be created in",
     )
     log_level: str = Field("info", description="debug, info, warning or error")
+    log_format: Literal["console", "json"] = Field("console", description="key=value lines, or JSON")
+    access_log: bool = Field(True, description="one line per request (method, route, status, bytes, time…)")
+    tls_cert_file: Path | None = Field(None, description="serve HTTPS with this certificate (PEM, chain)")
+    tls_key_file: Path | None = Field(None, description="the certificate's private key (PEM)")
+    head_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="a connection whose request head is not complete by then is dropped"
+    )
+    max_connections: int | None = Field(
+        None, ge=16, description="connections (and requests) one process serves at once; more get 503"
+    )
+    retry_after_seconds: int = Field(5, ge=1, le=3600, description="Retry-After of a 503 for a passing fault")
     in_process_jobs: bool = Field(True, description="run background jobs inside `serve`")
     job_lease_seconds: float = Field(60.0, ge=1, description="a job whose worker died is retried after this")
     job_poll_seconds: float = Field(1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
@@ -47,6 +65,20 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit():
             raise ValueError("listen must be HOST:PORT")
         return value
+
+    @model_validator(mode="after")
+    def _tls_needs_both(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS needs both CARGOBAY_TLS_CERT_FILE and CARGOBAY_TLS_KEY_FILE")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers if self.workers is not None else default_workers()
 
     @property
     def host(self) -> str:
@@ -72,3 +104,13 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+
+def default_workers() -> int:
+    """One worker process per CPU this process may use, at most 8 (SQLite serialises writers, and
+    past 8 the database, not Python, limits a single machine)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cargobay import observability
 from cargobay.config import Settings
 from cargobay.jobs import queue
 from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
@@ -223,8 +224,10 @@ class JobRunner:
             return None
         if result is False or result is None:
             log.warning("job_lease_lost", job=job.id, kind=job.kind, worker=self.worker_id)
+            observability.JOB_RUNS.labels(job.kind, "lease_lost").inc()
         else:
             log.debug(event, job=job.id, kind=job.kind, attempt=job.attempts)
+            observability.JOB_RUNS.labels(job.kind, event.removeprefix("job_")).inc()
         return result
 
 

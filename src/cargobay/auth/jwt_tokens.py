@@ -30,6 +30,7 @@ class IssuedToken:
     token: str
     expires_in: int
     issued_at: str
+    granted: int = 0  # how many scopes it grants
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class TokenSigner:
             claims["ctr"] = contract
         token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
         issued_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        return IssuedToken(token, self.ttl, issued_at)
+        return IssuedToken(token, self.ttl, issued_at, len(grants))
 
     def verify(self, token: str, audience: str) -> VerifiedToken | None:
         """Claims of a valid, unexpired token for ``audience``; None otherwise."""

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from cargobay import observability
 from cargobay.db.types import UtcDateTime
 
 T = TypeVar("T")
@@ -43,8 +44,17 @@ def make_engine(url: str) -> Engine:
             max_overflow=4,
         )
         _configure_sqlite(engine)
+        _count_connections(engine, POOL_SIZE + 6)
         return engine
-    return create_engine(url, pool_size=POOL_SIZE + 2, max_overflow=8, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=POOL_SIZE + 2, max_overflow=8, pool_pre_ping=True)
+    _count_connections(engine, POOL_SIZE + 10)
+    return engine
+
+
+def _count_connections(engine: Engine, size: int) -> None:
+    observability.DB_POOL_SIZE.set(size)
+    event.listen(engine, "checkout", lambda *_: observability.DB_POOL_IN_USE.inc())
+    event.listen(engine, "checkin", lambda *_: observability.DB_POOL_IN_USE.dec())
 
 
 def _configure_sqlite(engine: Engine) -> None:

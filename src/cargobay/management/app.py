@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cargobay import observability
 from cargobay.auth.management import ManagementAuthenticator
 from cargobay.logs import get_logger
 from cargobay.management import errors
@@ -41,11 +42,17 @@ class RawPathRouting:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            raw = scope.get("raw_path")
-            path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
-            scope = {**scope, "path": path, "root_path": scope.get("root_path", "") + self.prefix}
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path")
+        path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
+        routed = {**scope, "path": path, "root_path": scope.get("root_path", "") + self.prefix}
+        try:
+            await self.app(routed, receive, send)
+        finally:
+            route = routed.get("route")  # the matched operation's path template
+            observability.facts().route = self.prefix + route.path if route is not None else self.prefix
 
 
 def build_api(m: Management, authenticator: ManagementAuthenticator) -> FastAPI:

@@ -10,6 +10,7 @@ from fastapi import Security
 from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.requests import Request
 
+from cargobay import observability
 from cargobay.auth.management import Caller, ManagementAuthenticator
 
 
@@ -35,8 +36,10 @@ def caller_dependency(authenticator: ManagementAuthenticator) -> CallerDependenc
     async def caller(
         request: Request, _basic: None = Security(basic_auth), _bearer: None = Security(token_auth)
     ) -> Caller:
-        return await authenticator.authenticate(
+        authenticated = await authenticator.authenticate(
             request.headers.get("authorization"), request.headers.get("x-contract-number")
         )
+        observability.facts().principal = f"user:{authenticated.principal.email}"
+        return authenticated
 
     return caller

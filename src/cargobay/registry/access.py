@@ -6,9 +6,21 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from cargobay import observability
+from cargobay.auth.principals import GrantPrincipal, Principal, TokenPrincipal
 from cargobay.auth.registry_access import Access, AccessRefused, Caller, Refusal, RegistryAccess
 from cargobay.config import Settings
 from cargobay.domain.errors import OciCode, RegistryError
+
+
+def who(principal: Principal) -> str:
+    """``kind:name`` of a caller for the access log (never a secret)."""
+    if isinstance(principal, TokenPrincipal):
+        return f"token:{principal.name}"
+    if isinstance(principal, GrantPrincipal):
+        return f"jwt:{principal.subject}"
+    return f"user:{principal.email}"
+
 
 _DENIED = {
     Refusal.ADDRESS: "access from this address is not allowed",
@@ -70,9 +82,13 @@ class AccessControl:
         scope: str | None,
     ) -> Access:
         """Grant ``needed`` on the target or raise the right UNAUTHORIZED / DENIED error."""
+        facts = observability.facts()
+        facts.registry = registry_name
         try:
-            return await self.access.check(
+            access = await self.access.check(
                 self.caller(request), registry_name, repository, client_name, needed
             )
         except AccessRefused as exc:
             raise self.refused(request, exc, scope) from None
+        facts.principal = who(access.principal)
+        return access

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from cargobay import observability
 from cargobay.auth.registry_access import AccessRefused
 from cargobay.domain.digests import is_digest
 from cargobay.domain.errors import DomainError, OciCode, RegistryError
@@ -25,7 +26,7 @@ from cargobay.registry.http import (
     registry_error,
 )
 from cargobay.registry.manifests import ManifestEndpoints, next_link, parse_page_size
-from cargobay.registry.routing import METHODS, Endpoint, address, match, registry_from_host
+from cargobay.registry.routing import METHODS, TEMPLATES, Endpoint, address, match, registry_from_host
 from cargobay.registry.token import TokenEndpoint
 from cargobay.runtime import Runtime
 from cargobay.services.catalog import CatalogSource
@@ -76,6 +77,7 @@ class RegistryApp:
             return
         request = Request(scope, receive)
         if scope["path"].startswith("/auth/token"):
+            observability.facts().route = "/auth/token"
             response = await self.token_endpoint(request)
         else:
             response = await self._v2(request)
@@ -101,6 +103,7 @@ class RegistryApp:
         route = match(request.url.path)
         if route is None:
             raise RegistryError(OciCode.NAME_UNKNOWN, "no such endpoint", status=404)
+        observability.facts().route = TEMPLATES[route.endpoint]
         method = request.method
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)

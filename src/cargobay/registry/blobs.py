@@ -9,6 +9,7 @@ from starlette.responses import Response, StreamingResponse
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import is_repository_name
+from cargobay.observability import upload_in_flight
 from cargobay.registry.access import AccessControl
 from cargobay.registry.context import Call
 from cargobay.registry.http import (
@@ -87,9 +88,14 @@ class BlobEndpoints:
             digest = Digest.parse(digest_param)
             # An empty body is a monolithic upload only when the digest says so (in any algorithm).
             if has_body(call.request) or digest == Digest.of(b"", digest.algorithm):
-                blob = await self.uploads.monolithic(
-                    registry_id, repository, digest, body_stream(call.request), content_length(call.request)
-                )
+                with upload_in_flight():
+                    blob = await self.uploads.monolithic(
+                        registry_id,
+                        repository,
+                        digest,
+                        body_stream(call.request),
+                        content_length(call.request),
+                    )
                 return _created(call, blob.digest)
         upload = await self.uploads.start(registry_id, repository)
         return _session(call, upload, 0, 202)
@@ -124,7 +130,8 @@ class BlobEndpoints:
         content_range = parse_content_range(request.headers.get("content-range"))
         length = content_length(request)
         if method == "PATCH":
-            size = await self.uploads.append(upload, body_stream(request), content_range, length)
+            with upload_in_flight():
+                size = await self.uploads.append(upload, body_stream(request), content_range, length)
             return _session(call, upload, size, 202)
         digest_param = request.query_params.get("digest")
         if not digest_param:
@@ -133,7 +140,8 @@ class BlobEndpoints:
             )
         digest = Digest.parse(digest_param)
         chunks = body_stream(request) if has_body(request) else None
-        blob = await self.uploads.finish(upload, digest, chunks, content_range, length)
+        with upload_in_flight():
+            blob = await self.uploads.finish(upload, digest, chunks, content_range, length)
         return _created(call, blob.digest)
 
 

@@ -22,6 +22,18 @@ class Endpoint(Enum):
     REFERRERS = "referrers"
 
 
+# Route templates, the ``route`` label of metrics and the access log (bounded cardinality).
+TEMPLATES: dict[Endpoint, str] = {
+    Endpoint.BASE: "/v2/",
+    Endpoint.CATALOG: "/v2/_catalog",
+    Endpoint.TAGS: "/v2/{name}/tags/list",
+    Endpoint.MANIFEST: "/v2/{name}/manifests/{reference}",
+    Endpoint.BLOB: "/v2/{name}/blobs/{digest}",
+    Endpoint.UPLOADS: "/v2/{name}/blobs/uploads/",
+    Endpoint.UPLOAD: "/v2/{name}/blobs/uploads/{uuid}",
+    Endpoint.REFERRERS: "/v2/{name}/referrers/{digest}",
+}
+
 METHODS: dict[Endpoint, frozenset[str]] = {
     Endpoint.BASE: frozenset({"GET", "HEAD"}),
     Endpoint.CATALOG: frozenset({"GET"}),

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cargobay import observability
 from cargobay.auth import credentials
 from cargobay.auth.registry_access import AccessRefused, Refusal, Wanted
 from cargobay.domain.errors import DomainError, OciCode, RegistryError
@@ -53,17 +54,24 @@ class TokenEndpoint:
         if login is None:
             raise RegistryError(OciCode.UNAUTHORIZED, "credentials required", headers=_BASIC_CHALLENGE)
         host_registry = registry_from_host(service, self.settings.registry_domain)
-        wanted = wanted_scopes(parse_resource_scopes(scope_values), host_registry)
+        asked = parse_resource_scopes(scope_values)
+        wanted = wanted_scopes(asked, host_registry)
         try:
             issued = await self.gate.access.issue(
                 login[0], login[1], wanted, host_registry, self.gate.client_ip(request), service
             )
         except AccessRefused as exc:
+            observability.TOKEN_REQUESTS.labels("refused").inc()
             if exc.refusal is Refusal.ADDRESS:
                 raise RegistryError(OciCode.DENIED, "access from this address is not allowed") from None
             raise RegistryError(
                 OciCode.UNAUTHORIZED, "invalid credentials", headers=_BASIC_CHALLENGE
             ) from None
+        observability.TOKEN_REQUESTS.labels("issued").inc()
+        observability.TOKEN_SCOPES.labels("granted").inc(issued.granted)
+        observability.TOKEN_SCOPES.labels("denied").inc(max(0, len(asked) - issued.granted))
+        facts = observability.facts()
+        facts.principal = f"{'user' if '@' in login[0] else 'token'}:{login[0]}"
         return json_response(
             {
                 "token": issued.token,

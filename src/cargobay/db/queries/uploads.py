@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from cargobay.db.engine import Database, RawTx
+from cargobay.db.models import Upload
 from cargobay.db.types import utcnow
 
 
@@ -53,3 +57,7 @@ async def idle_since(db: Database, cutoff: datetime, limit: int = 1000) -> list[
         "SELECT id, object_key FROM uploads WHERE updated_at < ? LIMIT ?", db.timestamp(cutoff), limit
     )
     return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Upload)) or 0)
