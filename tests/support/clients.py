@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from tests.support.peers import peer
 @dataclass
 class ClientEnv:
     root: Path
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. SSL_CERT_FILE for a test CA
 
     @property
     def home(self) -> Path:
@@ -56,6 +57,7 @@ class ClientEnv:
             NO_PROXY="*",
             no_proxy="*",
         )
+        env.update(self.extra_env)
         return env
 
     def run(

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ class Server:
     port: int = field(default_factory=free_port)
     workers: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None  # set when the server serves HTTPS: the CA its certificate chains to
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +45,12 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.ca_file else 'http'}://{self.host}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should verify this server's certificate against."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -89,7 +96,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"cargobay serve exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
