@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cargobay import observability
+from cargobay import observability, outages
 from cargobay.config import Settings
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.logs import configure_logging, get_logger
@@ -134,6 +134,7 @@ class CargobayApp:
         # Migrations run in `serve` before workers start; workers only connect.
         runtime = build_runtime(self.settings, migrate=False)
         self.runtime = runtime
+        runtime.guard.start()
         from cargobay.management.app import ManagementApp
         from cargobay.registry.app import build_registry_app
 
@@ -172,10 +173,16 @@ def _misc_app(runtime: Runtime) -> Starlette:
     async def readyz(request: Request) -> Response:
         from sqlalchemy import text
 
+        headers = {"Retry-After": str(runtime.settings.retry_after_seconds)}
+        if runtime.guard.full:
+            body = {"status": "unavailable", "reason": "storage full: writes are refused, deletes work"}
+            return JSONResponse(body, status_code=503, headers=headers)
         try:
             await runtime.db.read(lambda s: s.execute(text("SELECT 1")).scalar())
         except Exception as exc:
-            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+            fault = outages.classify(exc)
+            reason = fault.value if fault is not None else type(exc).__name__
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503, headers=headers)
         return JSONResponse({"status": "ok"})
 
     async def not_found(request: Request, exc: Any) -> Response:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         None, ge=16, description="connections (and requests) one process serves at once; more get 503"
     )
     retry_after_seconds: int = Field(5, ge=1, le=3600, description="Retry-After of a 503 for a passing fault")
+    space_reserve_mb: int = Field(
+        32, ge=0, le=4096, description="disk space held back in the data dir so deletes work on a full disk"
+    )
     in_process_jobs: bool = Field(True, description="run background jobs inside `serve`")
     job_lease_seconds: float = Field(60.0, ge=1, description="a job whose worker died is retried after this")
     job_poll_seconds: float = Field(1.0, gt=0, le=60, description="how often an idle worker looks for jobs")

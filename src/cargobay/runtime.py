@@ -7,7 +7,8 @@ one set of upload-session locks, one JWT key) whichever layers it serves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
 from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSigner
@@ -15,6 +16,7 @@ from cargobay.auth.registry_access import RegistryAccess
 from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.db.migrate import has_schema, upgrade
+from cargobay.outages import DiskGuard
 from cargobay.services.api_tokens import ApiTokenService
 from cargobay.services.artifacts import ArtifactService
 from cargobay.services.blobs import BlobService
@@ -71,6 +73,7 @@ class Runtime:
     services: Services
     auth: Auth
     master_keys: MasterKeyFile | None = None  # None when encryption at rest is off
+    guard: DiskGuard = field(default_factory=lambda: DiskGuard(None))
 
     async def close(self) -> None:
         await self.store.close()
@@ -121,7 +124,16 @@ def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
         keys = DataKeys(db, master_keys)
         store = EncryptedStore(driver, keys, allow_plaintext=plaintext_may_exist)
         sealer = AeadSealer(keys, allow_plaintext=plaintext_may_exist)
-    return assemble(settings, db, store, sealer, master_keys)
+    runtime = assemble(settings, db, store, sealer, master_keys)
+    runtime.guard = DiskGuard(_shared_disk(settings), settings.space_reserve_mb * 1024 * 1024)
+    return runtime
+
+
+def _shared_disk(settings: Settings) -> Path | None:
+    """The data directory, when the database or the blobs live there (the embedded default)."""
+    local_db = settings.database_url is None
+    local_blobs = settings.storage_url is None or settings.storage_url.startswith("file:")
+    return settings.data_dir if local_db or local_blobs else None
 
 
 def assemble(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from cargobay import observability
+from cargobay import observability, outages
 from cargobay.config import Settings
 from cargobay.jobs import queue
 from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
@@ -80,6 +80,26 @@ def build_jobs(runtime: Runtime) -> JobSet:
             Periodic("jobs.prune", every=3600),
         ],
     )
+
+
+_quiet_until: dict[str, float] = {}
+
+
+def _log_failure(event: str, **fields: Any) -> None:
+    """Log the exception being handled: a known fault (a database outage) as one line at most every
+    30 s per event, anything else with its traceback."""
+    import sys
+    import time
+
+    error = sys.exc_info()[1]
+    fault = outages.classify(error) if error is not None else None
+    if fault is None:
+        log.exception(event, **fields)
+        return
+    now = time.monotonic()
+    if _quiet_until.get(event, 0.0) <= now:
+        _quiet_until[event] = now + 30
+        log.warning(event, fault=fault.value, error=f"{type(error).__name__}: {str(error)[:200]}", **fields)
 
 
 def new_worker_id() -> str:
@@ -152,7 +172,7 @@ class JobRunner:
         try:
             return await self.queue.claim(self.worker_id, self.kinds, self.lease, free)
         except Exception:
-            log.exception("job_claim_failed", worker=self.worker_id)
+            _log_failure("job_claim_failed", worker=self.worker_id)
             return []
 
     async def _sleep(self, stop: asyncio.Event) -> None:
@@ -205,7 +225,9 @@ class JobRunner:
             attempt=job.attempts,
             error=message,
             status=status,
-            traceback="".join(traceback.format_exception(error)) if not permanent else None,
+            traceback=None
+            if permanent or outages.classify(error)
+            else "".join(traceback.format_exception(error)),
         )
 
     async def _extend(self, job: ClaimedJob) -> bool:

@@ -102,6 +102,10 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its existing data directory (after ``pause``)."""
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -125,6 +129,10 @@ class PostgresServer:
             "start",
         )
         return self
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database outage); ``resume`` starts it again."""
+        self._run(self.bindir / "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():

@@ -44,6 +44,7 @@ class OciCode(Enum):
     TAG_INVALID = (400, "manifest tag did not match URI")
     UNKNOWN = (500, "unknown error")
     UNAVAILABLE = (503, "service unavailable")
+    INSUFFICIENT_STORAGE = (507, "insufficient storage")
 
     @property
     def status(self) -> int:
@@ -123,6 +124,20 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """The change collides with what is stored (a name in use, an id of another resource)."""
+
+
+class StorageFull(DomainError):
+    """The disk (or the database) has no room for the write; deletes still work."""
+
+    def __init__(self, reason: str = "storage is full: writes are refused until space is freed") -> None:
+        super().__init__(reason)
+
+
+class Unavailable(DomainError):
+    """A part the request needs (the database) cannot be reached now; the client may retry."""
+
+    def __init__(self, reason: str = "the database cannot be reached; retry shortly") -> None:
+        super().__init__(reason)
 
 
 class PermissionDenied(DomainError):

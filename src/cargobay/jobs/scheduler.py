@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cargobay import outages
 from cargobay.db.engine import Database
 from cargobay.db.models import Job
 from cargobay.db.queries import registries
@@ -79,6 +81,7 @@ class Scheduler:
         self.db = db
         self.periodic = list(periodic)
         self.weekly = list(weekly)
+        self._quiet_until = 0.0
         shortest = min((p.every for p in self.periodic), default=60.0)
         # Tick often enough that no period starts long before its job is enqueued.
         self.tick_interval = tick if tick is not None else min(10.0, max(0.2, shortest / 4))
@@ -170,7 +173,11 @@ class Scheduler:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.tick)
-            except Exception:
-                log.exception("scheduler_tick_failed")
+            except Exception as exc:
+                if outages.classify(exc) is None:
+                    log.exception("scheduler_tick_failed")
+                elif time.monotonic() >= self._quiet_until:  # an outage: one line per 30 s
+                    self._quiet_until = time.monotonic() + 30
+                    log.warning("scheduler_tick_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.tick_interval)

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cargobay import observability
 from cargobay.auth.management import ManagementAuthenticator
+from cargobay.domain.errors import StorageFull
 from cargobay.logs import get_logger
 from cargobay.management import errors
 from cargobay.management.auth_api import PREFIX as AUTH_PREFIX
@@ -22,6 +23,7 @@ from cargobay.management.auth_api import build_auth_app
 from cargobay.management.context import PREFIX, Management
 from cargobay.management.routes import content, registries, tokens
 from cargobay.management.security import caller_dependency
+from cargobay.outages import DiskGuard
 from cargobay.runtime import Runtime
 
 log = get_logger("cargobay.management")
@@ -35,15 +37,22 @@ DESCRIPTION = (
 
 
 class RawPathRouting:
-    """Mount ``app`` under ``prefix`` and let it route on the undecoded path."""
+    """Mount ``app`` under ``prefix`` and let it route on the undecoded path; while the disk is full,
+    writes are refused before they start (what space is left is kept for deletes)."""
 
-    def __init__(self, app: ASGIApp, prefix: str) -> None:
+    def __init__(self, app: ASGIApp, prefix: str, guard: DiskGuard, retry_after: int) -> None:
         self.app = app
         self.prefix = prefix
+        self.guard = guard
+        self.retry_after = retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH") and self.guard.full:
+            response = errors.domain_error_response(StorageFull(), retry_after=self.retry_after)
+            await response(scope, receive, send)
             return
         raw = scope.get("raw_path")
         path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
@@ -117,7 +126,10 @@ class ManagementApp:
             artifacts=services.artifacts,
             api_tokens=services.api_tokens,
         )
-        self.api = RawPathRouting(build_api(self.context, authenticator), PREFIX)
-        self.auth = RawPathRouting(
-            build_auth_app(self.context, caller_dependency(authenticator)), AUTH_PREFIX
-        )
+        api = build_api(self.context, authenticator)
+        auth = build_auth_app(self.context, caller_dependency(authenticator))
+        for app in (api, auth):  # what the fault handlers (management/errors.py) need
+            app.state.guard = runtime.guard
+            app.state.retry_after = runtime.settings.retry_after_seconds
+        self.api = RawPathRouting(api, PREFIX, runtime.guard, runtime.settings.retry_after_seconds)
+        self.auth = RawPathRouting(auth, AUTH_PREFIX, runtime.guard, runtime.settings.retry_after_seconds)

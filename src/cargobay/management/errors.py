@@ -7,26 +7,33 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
+from cargobay import outages
 from cargobay.domain.errors import (
     Conflict,
     DomainError,
     NotFound,
     PermissionDenied,
+    StorageFull,
     Unauthenticated,
+    Unavailable,
 )
 from cargobay.logs import get_logger
+from cargobay.outages import DiskGuard
 
 log = get_logger("cargobay.management")
 
@@ -56,6 +63,8 @@ _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (Unavailable, 503),
+    (StorageFull, 507),
 )
 
 
@@ -63,9 +72,13 @@ def status_of(exc: DomainError) -> int:
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 400)
 
 
-def domain_error_response(exc: DomainError, head: bool = False) -> Response:
+def domain_error_response(exc: DomainError, head: bool = False, retry_after: int = 5) -> Response:
     status = status_of(exc)
-    headers = {"WWW-Authenticate": 'Basic realm="containerregistries"'} if status == 401 else None
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="containerregistries"'
+    elif status in (503, 507):
+        headers["Retry-After"] = str(retry_after)
     return error_response(status, [(str(status), exc.message)], head, headers)
 
 
@@ -119,10 +132,23 @@ def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     ]
 
 
+def _retry_after(request: Request) -> int:
+    return int(getattr(request.app.state, "retry_after", 5))
+
+
 def install(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        return domain_error_response(exc, request.method == "HEAD")
+        return domain_error_response(exc, request.method == "HEAD", _retry_after(request))
+
+    async def on_fault(request: Request, exc: Exception) -> Response:
+        """Errors of the disk and the database: a full disk or an outage is answered (507, 503)
+        with one log line; anything else is a 500 with its traceback logged once."""
+        guard = getattr(request.app.state, "guard", None) or DiskGuard(None)
+        fault = outages.answer(exc, guard, log, method=request.method, path=request.url.path)
+        if fault is not None:
+            return domain_error_response(fault, request.method == "HEAD", _retry_after(request))
+        return await on_crash(request, exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -149,6 +175,8 @@ def install(app: FastAPI) -> None:
         return error_response(500, [("500", "internal error")], request.method == "HEAD")
 
     app.add_exception_handler(DomainError, on_domain_error)
+    for kind in (OSError, sqlite3.Error, psycopg.Error, SQLAlchemyError):
+        app.add_exception_handler(kind, on_fault)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_crash)

@@ -11,6 +11,7 @@ from cargobay.auth.principals import GrantPrincipal, Principal, TokenPrincipal
 from cargobay.auth.registry_access import Access, AccessRefused, Caller, Refusal, RegistryAccess
 from cargobay.config import Settings
 from cargobay.domain.errors import OciCode, RegistryError
+from cargobay.outages import DiskGuard
 
 
 def who(principal: Principal) -> str:
@@ -29,9 +30,10 @@ _DENIED = {
 
 
 class AccessControl:
-    def __init__(self, access: RegistryAccess, settings: Settings) -> None:
+    def __init__(self, access: RegistryAccess, settings: Settings, guard: DiskGuard) -> None:
         self.access = access
         self.settings = settings
+        self.guard = guard
 
     def service(self, request: Request) -> str:
         return request.headers.get("host") or self.settings.listen

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from cargobay import observability
+from cargobay import observability, outages
 from cargobay.auth.registry_access import AccessRefused
 from cargobay.domain.digests import is_digest
-from cargobay.domain.errors import DomainError, OciCode, RegistryError
+from cargobay.domain.errors import DomainError, OciCode, RegistryError, StorageFull
 from cargobay.domain.names import check_repository_name
 from cargobay.logs import get_logger
 from cargobay.registry.access import AccessControl
@@ -39,6 +39,7 @@ _NEEDED = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT"
 # An upload session is part of a push whatever the method: reading its progress or cancelling it is
 # not pulling or deleting content (Quay asks the same; distribution goes by the method alone).
 _NEEDED_BY_ENDPOINT = {Endpoint.UPLOAD: "push"}
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
 class RegistryApp:
@@ -46,7 +47,7 @@ class RegistryApp:
         services = runtime.services
         self.runtime = runtime
         self.settings = runtime.settings
-        self.access = AccessControl(runtime.auth.registry, self.settings)
+        self.access = AccessControl(runtime.auth.registry, self.settings, runtime.guard)
         self.stats = services.pulls
         self.blob_endpoints = BlobEndpoints(
             services.blobs, services.uploads, self.access, self._host_registry
@@ -90,20 +91,31 @@ class RegistryApp:
         except RegistryError as exc:
             return error_response(exc, head)
         except DomainError as exc:
-            return error_response(registry_error(exc), head)
+            return self._error(registry_error(exc), head)
         except ObjectNotFound as exc:
             # A row points at bytes the store no longer has: say so, never a bare 500 page.
             log.error("stored_object_missing", path=request.url.path, key=str(exc))
             return error_response(RegistryError(OciCode.UNKNOWN, "stored data is missing"), head)
-        except Exception:
+        except Exception as exc:
+            fault = outages.answer(exc, self.runtime.guard, log, method=request.method, path=request.url.path)
+            if fault is not None:
+                return self._error(registry_error(fault), head)
             log.exception("registry_request_failed", method=request.method, path=request.url.path)
             return error_response(RegistryError(OciCode.UNKNOWN, "internal error"), head)
+
+    def _error(self, error: RegistryError, head: bool) -> Response:
+        """An error response; a passing fault (503, 507) says when to retry."""
+        if error.status in (503, 507):
+            error.headers["Retry-After"] = str(self.settings.retry_after_seconds)
+        return error_response(error, head)
 
     async def _dispatch(self, request: Request) -> Response:
         route = match(request.url.path)
         if route is None:
             raise RegistryError(OciCode.NAME_UNKNOWN, "no such endpoint", status=404)
         observability.facts().route = TEMPLATES[route.endpoint]
+        if request.method in _WRITES and self.runtime.guard.full:
+            raise StorageFull()  # what space is left is kept for the deletes that free some
         method = request.method
         if method not in METHODS[route.endpoint]:
             raise RegistryError(OciCode.UNSUPPORTED, f"{method} is not supported here", status=405)

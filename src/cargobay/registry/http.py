@@ -34,8 +34,10 @@ from cargobay.domain.errors import (
     RangeMismatch,
     RegistryError,
     RepositoryUnknown,
+    StorageFull,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UploadUnknown,
 )
 from cargobay.domain.registries import RegistryInfo
@@ -101,6 +103,8 @@ _OCI: dict[type[DomainError], Callable[[Any], RegistryError]] = {
     NotFound: lambda e: RegistryError(OciCode.NAME_UNKNOWN, e.message),
     Conflict: lambda e: RegistryError(OciCode.UNSUPPORTED, e.message, status=409),
     PermissionDenied: lambda e: RegistryError(OciCode.DENIED, e.message),
+    StorageFull: lambda e: RegistryError(OciCode.INSUFFICIENT_STORAGE, e.message),
+    Unavailable: lambda e: RegistryError(OciCode.UNAVAILABLE, e.message),
     Unauthenticated: lambda e: RegistryError(OciCode.UNAUTHORIZED, e.message),
 }
 

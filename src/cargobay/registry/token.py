@@ -12,16 +12,18 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cargobay import observability
+from cargobay import observability, outages
 from cargobay.auth import credentials
 from cargobay.auth.registry_access import AccessRefused, Refusal, Wanted
 from cargobay.domain.errors import DomainError, OciCode, RegistryError
 from cargobay.domain.names import is_repository_name
 from cargobay.domain.scopes import ResourceScope, parse_resource_scopes
+from cargobay.logs import get_logger
 from cargobay.registry.access import AccessControl
 from cargobay.registry.http import error_response, json_response, read_limited, registry_error
 from cargobay.registry.routing import address, registry_from_host
 
+log = get_logger("cargobay.registry")
 _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="cargobay"'}
 
 
@@ -37,6 +39,13 @@ class TokenEndpoint:
             return error_response(exc)
         except DomainError as exc:
             return error_response(registry_error(exc))
+        except Exception as exc:
+            fault = outages.answer(exc, self.gate.guard, log, path="/auth/token")
+            if fault is None:
+                raise
+            error = registry_error(fault)
+            error.headers["Retry-After"] = str(self.settings.retry_after_seconds)
+            return error_response(error)
 
     async def _issue(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):

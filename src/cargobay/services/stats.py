@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -25,6 +26,7 @@ class PullRecorder:
         self.interval = interval
         self._manifests: dict[int, tuple[int, datetime]] = {}
         self._repositories: dict[int, tuple[int, datetime]] = {}
+        self._quiet_until = 0.0
 
     def record(self, manifest_id: int, repository_id: int) -> None:
         now = utcnow()
@@ -45,7 +47,10 @@ class PullRecorder:
         except Exception as exc:
             _merge(self._manifests, manifests)
             _merge(self._repositories, repos)
-            log.warning("pull_stats_flush_failed", error=type(exc).__name__, kept=len(self._manifests))
+            now = time.monotonic()
+            if now >= self._quiet_until:  # one line per 30 s while the database is away
+                self._quiet_until = now + 30
+                log.warning("pull_stats_flush_failed", error=type(exc).__name__, kept=len(self._manifests))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
