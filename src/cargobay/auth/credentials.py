@@ -68,7 +68,14 @@ class TokenLogin:
     """A token that logged in; ``backfill`` is the password lookup to record on an older token."""
 
     principal: TokenPrincipal
+    password_hash: str
     backfill: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserLogin:
+    principal: UserPrincipal
+    password_hash: str
 
 
 def token_principal(token: Token) -> TokenPrincipal:
@@ -91,13 +98,22 @@ def authenticate_user(
     session: Session, email: str, password: str, contract_number: int | None = None
 ) -> UserPrincipal | None:
     """A user with a valid password, acting in ``contract_number`` (default: their first contract)."""
+    login = user_login(session, email, password, contract_number)
+    return login.principal if login is not None else None
+
+
+def user_login(
+    session: Session, email: str, password: str, contract_number: int | None = None
+) -> UserLogin | None:
+    """``authenticate_user`` with the stored hash it verified against (to remember the login)."""
     user = users.by_email(session, email)
     if user is None:
         verify_password(dummy_hash(), password)
         return None
     if not verify_password(user.password_hash, password):
         return None
-    return user_principal(session, user.id, user.email, contract_number)
+    principal = user_principal(session, user.id, user.email, contract_number)
+    return UserLogin(principal, user.password_hash) if principal is not None else None
 
 
 def authenticate_token(session: Session, registry_id: str, name: str, password: str) -> TokenLogin | None:
@@ -133,4 +149,4 @@ def _check(token: Token, password: str) -> TokenLogin | None:
     if not verify_password(token.password_hash, password) or not token_is_usable(token):
         return None
     backfill = password_lookup(password) if token.password_lookup is None else None
-    return TokenLogin(token_principal(token), backfill)
+    return TokenLogin(token_principal(token), token.password_hash, backfill)

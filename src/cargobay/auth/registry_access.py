@@ -16,6 +16,9 @@ from the database, and each process remembers the answer for at most that long.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ from cargobay.domain.registries import RegistryInfo
 from cargobay.domain.scopes import ResourceScope
 
 SUBJECT_RECHECK_SECONDS = 1.0
+LOGIN_MEMORY_SECONDS = 300.0  # how long a Basic login is remembered (and re-checked on each use)
+_REMEMBERED = 10_000
 _PAGE = 200  # registries read at a time for the path-style catalog
 CATALOG = ResourceScope("registry", "catalog", frozenset({"*"}))
 
@@ -88,12 +93,21 @@ class Listing:
     visible: Callable[[str], bool]
 
 
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    principal: UserPrincipal | TokenPrincipal
+    password_hash: str
+    until: float
+
+
 class RegistryAccess:
     def __init__(self, db: Database, signer: TokenSigner, trusted_proxies: Sequence[str] = ()) -> None:
         self.db = db
         self.signer = signer
         self.trusted_proxies = tuple(trusted_proxies)
         self._subjects: dict[str, tuple[float, bool]] = {}
+        self._logins: dict[bytes, _Remembered] = {}
+        self._secret = secrets.token_bytes(32)
 
     def client_address(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """The caller's address: ``X-Forwarded-For`` counts only from a trusted proxy."""
@@ -154,19 +168,51 @@ class RegistryAccess:
         self, username: str, password: str, registry: RegistryInfo | None
     ) -> UserPrincipal | TokenPrincipal | None:
         """Basic credentials: a user (in the registry's contract when one is addressed), a token of
-        the addressed registry, or, when none is addressed, a token of any registry."""
+        the addressed registry, or, when none is addressed, a token of any registry.
+
+        Clients send Basic on every request, so a login that succeeded is remembered for a few
+        minutes under an HMAC of the credential (a key made at random by each process). Each use
+        still reads the credential's row by primary key and takes the login only while the stored
+        hash, the token's state and the user's role are as they were: a changed password, a
+        disabled token, a new role are seen at once, and no argon2 check runs again.
+        """
+        key = self._credential_key(registry, username, password)
+        known = self._logins.get(key)
+        if known is not None and known.until > time.monotonic():
+            if await self._unchanged(known):
+                return known.principal
+            self._logins.pop(key, None)
+        login: credentials.UserLogin | credentials.TokenLogin | None
         if credentials.is_user_login(username):
             contract = registry.contract_number if registry else None
-            return await self.db.read(credentials.authenticate_user, username, password, contract)
-        if registry is not None:
+            login = await self.db.read(credentials.user_login, username, password, contract)
+        elif registry is not None:
             login = await self.db.read(credentials.authenticate_token, registry.id, username, password)
         else:
             login = await self.db.read(credentials.authenticate_token_anywhere, username, password)
         if login is None:
             return None
-        if login.backfill is not None:
+        if isinstance(login, credentials.TokenLogin) and login.backfill is not None:
             await self.db.write(tokens.record_lookup, login.principal.token_id, login.backfill)
+        if len(self._logins) >= _REMEMBERED:
+            self._logins.clear()
+        self._logins[key] = _Remembered(
+            login.principal, login.password_hash, time.monotonic() + LOGIN_MEMORY_SECONDS
+        )
         return login.principal
+
+    def _credential_key(self, registry: RegistryInfo | None, username: str, password: str) -> bytes:
+        message = b"\0".join(
+            ((registry.id if registry else "").encode(), username.encode(), password.encode())
+        )
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    async def _unchanged(self, known: _Remembered) -> bool:
+        principal = known.principal
+        if isinstance(principal, TokenPrincipal):
+            return await tokens.usable_hash(self.db, principal.token_id) == known.password_hash
+        standing = await users.standing(self.db, principal.user_id, principal.contract_number)
+        return standing == (known.password_hash, principal.role, principal.manage_registry)
 
     async def _subject_alive(self, subject: str) -> bool:
         """Whether the registry token a JWT names is still usable (users are judged at issue)."""

@@ -47,6 +47,17 @@ def get(session: Session, token_id: str) -> Token | None:
     return session.get(Token, token_id)
 
 
+async def usable_hash(db: Database, token_id: str) -> str | None:
+    """The stored password hash of a token that is enabled and unexpired (one indexed read)."""
+    row = await db.fetch_one(
+        "SELECT password_hash FROM tokens WHERE id = ? AND status = 'enabled' "
+        "AND (expiry_date IS NULL OR expiry_date > ?)",
+        token_id,
+        db.timestamp(utcnow()),
+    )
+    return str(row[0]) if row is not None else None
+
+
 async def usable(db: Database, token_id: str) -> bool:
     """Whether the token exists, is enabled and has not expired: one indexed read."""
     row = await db.fetch_one(

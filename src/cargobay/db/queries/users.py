@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cargobay.db.engine import Database
 from cargobay.db.models import Membership, User
 
 
@@ -22,3 +23,14 @@ def membership(session: Session, user_id: str, contract_number: int | None = Non
     if contract_number is not None:
         query = query.where(Membership.contract_number == contract_number)
     return session.scalars(query).first()
+
+
+async def standing(db: Database, user_id: str, contract_number: int) -> tuple[str, str, bool] | None:
+    """(stored password hash, role, manageRegistry) of a member of a contract: one indexed read."""
+    row = await db.fetch_one(
+        "SELECT u.password_hash, m.role, m.manage_registry FROM users u "
+        "JOIN memberships m ON m.user_id = u.id WHERE u.id = ? AND m.contract_number = ?",
+        user_id,
+        contract_number,
+    )
+    return (str(row[0]), str(row[1]), bool(row[2])) if row is not None else None
