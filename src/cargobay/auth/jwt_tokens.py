@@ -22,6 +22,7 @@ import jwt
 from cargobay.domain.scopes import ResourceScope
 
 ISSUER = "cargobay"
+_CACHE_SIZE = 2_000  # verified JWTs remembered per process (they live 5 minutes at most)
 _ALGORITHM = "HS256"
 
 
@@ -129,6 +130,14 @@ class TokenSigner:
             contract if isinstance(contract, int) and not isinstance(contract, bool) else None,
         )
         self._cache[token] = verified
-        if len(self._cache) > 10_000:
-            self._cache.popitem(last=False)
+        if len(self._cache) > _CACHE_SIZE:
+            self._forget_expired(now)
         return verified
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop the verified tokens that have expired (oldest first); past the cap, the oldest."""
+        while self._cache:
+            token, verified = next(iter(self._cache.items()))
+            if verified.expires_at > now and len(self._cache) <= 2 * _CACHE_SIZE:
+                break
+            del self._cache[token]
