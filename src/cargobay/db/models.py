@@ -127,6 +127,18 @@ class EncryptionState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SigningKey(Base):
+    """A secret every process of a deployment shares (the JWT signing key), wrapped by the master key
+    when encryption at rest is on (``master_key_id`` names it; NULL: stored as it is)."""
+
+    __tablename__ = "signing_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Token(Base):
     """A registry credential: username = name, password stored only as a hash."""
 
