@@ -13,7 +13,7 @@ from tests.support.storage import StaticKeys
 
 @pytest.fixture(params=["filesystem", "encrypted", "encrypted-threaded", "encrypted-small-segments"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    """Every driver, and the encryption wrapper over one; an S3 driver joins by adding a param.
+    """Every driver, and the encryption wrapper over one.
 
     The wrapper opens reads on the event loop while the page cache has them; "encrypted-threaded"
     sends every read through its reader thread instead, so both paths pass the whole suite.

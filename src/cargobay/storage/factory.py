@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from cargobay.storage.base import RawBlobStore
+from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemStore
 
 
-def open_store(url: str) -> RawBlobStore:
+def open_store(url: str) -> BlobStore:
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         return FilesystemStore(parts.path if parts.scheme else url)

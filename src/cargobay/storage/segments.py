@@ -102,6 +102,16 @@ class ObjectCipher:
         return b"".join(parts)
 
 
+def open_segment(
+    cipher: ObjectCipher, key: str, index: int, last: bool, sealed: bytearray | memoryview
+) -> memoryview:
+    """``ObjectCipher.open_in_place``, with a failure naming the object."""
+    try:
+        return cipher.open_in_place(index, last, sealed)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{key}: {exc}", key=key) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Where the segments of an object lie, derived from its ciphertext size alone."""
