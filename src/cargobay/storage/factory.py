@@ -12,4 +12,8 @@ def open_store(url: str) -> BlobStore:
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         return FilesystemStore(parts.path if parts.scheme else url)
-    raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file://)")
+    if parts.scheme == "s3":
+        from cargobay.storage.s3 import S3Store  # boto3 loads only where S3 is used
+
+        return S3Store.from_url(url)
+    raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")
