@@ -82,7 +82,8 @@ class UploadService:
         return UploadInfo(upload_id, registry_id, repository, key)
 
     async def find(self, registry_id: str, repository: str, upload_id: str) -> UploadInfo:
-        """The session, or BLOB_UPLOAD_UNKNOWN (also for another repository's or an expired id)."""
+        """The session, or BLOB_UPLOAD_UNKNOWN (also for another repository's or an expired id, and for
+        one begun by the release before writers: expiry drops its bytes)."""
         try:
             uuid.UUID(upload_id)
         except ValueError:

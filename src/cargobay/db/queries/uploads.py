@@ -40,10 +40,11 @@ def insert(tx: RawTx, upload_id: str, registry_id: str, repository: str, object_
 async def live_object_key(
     db: Database, upload_id: str, registry_id: str, repository: str, active_since: datetime
 ) -> str | None:
-    """The object key of a session of that repository touched since ``active_since``."""
+    """The object key of a session of that repository touched since ``active_since``; not one an
+    earlier release had begun writing (it has no writer state, so it cannot continue)."""
     row = await db.fetch_one(
         "SELECT object_key FROM uploads WHERE id = ? AND registry_id = ? AND repository_name = ? "
-        "AND updated_at >= ?",
+        "AND updated_at >= ? AND (storage_state IS NOT NULL OR size = 0)",
         upload_id,
         registry_id,
         repository,
