@@ -137,7 +137,7 @@ class UploadService:
     ) -> BlobInfo:
         async with self._lock(upload.id):
             try:
-                async with self._writer(upload, published_ok=True) as (writer, hasher, recorded):
+                async with self._writer(upload, at_finish=True) as (writer, hasher, recorded):
                     if chunks is not None:
                         await self._receive(
                             upload, writer, hasher, recorded, chunks, content_range, content_length
@@ -147,6 +147,8 @@ class UploadService:
                     return await self._commit(upload, writer, digest)
             except _Published:
                 return await self._record_published(upload, digest)
+            except _Dropped as dropped:
+                return await self._link_dropped(upload, digest, dropped.recorded, chunks)
 
     async def _record_published(self, upload: UploadInfo, digest: Digest) -> BlobInfo:
         """A finish that crashed after publishing the object, before recording the blob: the object
@@ -168,6 +170,38 @@ class UploadService:
         blob, created = await self.db.write_raw(work)
         if not created:
             await self.store.delete(final_key)
+        log.info("upload_recovered", upload_id=upload.id, digest=str(digest))
+        return blob
+
+    async def _link_dropped(
+        self, upload: UploadInfo, digest: Digest, recorded: _Recorded, chunks: AsyncIterable[bytes] | None
+    ) -> BlobInfo:
+        """A finish that crashed after dropping its bytes because the registry held the digest
+        already, before recording so: the running digest of what was recorded, continued over this
+        request's body, proves the client sent that content; then the stored blob is linked."""
+        hasher = ResumableHash.restore(recorded.hash) if recorded.hash else None
+        if (
+            hasher is None
+            or digest.algorithm != hasher.algorithm
+            or not await blobs.stored(self.db, upload.registry_id, str(digest))
+        ):
+            raise await _OpenWriter(self, upload, False).lost("its bytes are gone")
+        counter = _Counter()
+        if chunks is not None:
+            async with closing(_hashed(chunks, hasher, counter, None)) as blocks:
+                async for _block in blocks:
+                    pass
+        if hasher.hexdigest() != digest.hex:
+            raise DigestMismatch(str(digest), f"{digest.algorithm}:{hasher.hexdigest()}")
+        size, final_key = recorded.size + counter.count, upload.final_key
+
+        def work(tx: RawTx) -> tuple[BlobInfo, bool]:
+            result = blobs.record(tx, upload.registry_id, upload.repository, str(digest), size, final_key)
+            uploads.forget(tx, upload.id)
+            return result
+
+        blob, _created = await self.db.write_raw(work)
+        await self.store.discard(final_key, recorded.storage)
         log.info("upload_recovered", upload_id=upload.id, digest=str(digest))
         return blob
 
@@ -206,23 +240,27 @@ class UploadService:
         if expected is not None and counter.count != expected:
             raise InvalidUpload(f"received {counter.count} bytes but {expected} were announced")
 
-    def _writer(self, upload: UploadInfo, published_ok: bool = False) -> _OpenWriter:
-        return _OpenWriter(self, upload, published_ok)
+    def _writer(self, upload: UploadInfo, at_finish: bool = False) -> _OpenWriter:
+        return _OpenWriter(self, upload, at_finish)
 
     async def _commit(self, upload: UploadInfo, writer: BlobWriter, digest: Digest) -> BlobInfo:
+        """Publish (or, when the registry holds the digest already, drop) the bytes and record the
+        blob. Content of another algorithm than the running digest's is published, then verified by
+        reading it: it is linked to nothing before it matches."""
         final_key = upload.final_key
-        existing = await blobs.stored(self.db, upload.registry_id, str(digest))
-        if not existing:
+        verified = digest.algorithm == "sha256"  # the caller compared the running digest
+        existing = verified and await blobs.stored(self.db, upload.registry_id, str(digest))
+        if existing:
+            size = writer.size
+            await writer.cancel()
+        else:
             size = await writer.commit()
-            if digest.algorithm != "sha256":  # no running digest of it: verify what was published
+            if not verified:
                 actual = await self._digest_of(final_key, digest.algorithm)
                 if actual != digest.hex:
                     await self.store.delete(final_key)
                     await self.db.write_raw(uploads.forget, upload.id)
                     raise DigestMismatch(str(digest), f"{digest.algorithm}:{actual}")
-        else:
-            size = writer.size
-            await writer.cancel()
 
         def work(tx: RawTx) -> tuple[BlobInfo, bool]:
             result = blobs.record(tx, upload.registry_id, upload.repository, str(digest), size, final_key)
@@ -284,23 +322,25 @@ class _OpenWriter:
     The writer is closed on leaving (after its state was recorded); a lost writer ends the upload.
     """
 
-    def __init__(self, service: UploadService, upload: UploadInfo, published_ok: bool) -> None:
+    def __init__(self, service: UploadService, upload: UploadInfo, at_finish: bool) -> None:
         self.service = service
         self.upload = upload
-        self.published_ok = published_ok  # a lost writer whose object was published: _Published
+        self.at_finish = at_finish  # a lost writer raises _Published or _Dropped for finish to recover
         self.writer: BlobWriter | None = None
 
     async def __aenter__(self) -> tuple[BlobWriter, ResumableHash, _Recorded]:
         service, upload = self.service, self.upload
         recorded = await service._recorded(upload)
         if recorded.storage is None and recorded.size:
-            raise await self._lost("it was begun by an earlier release")
+            raise await self.lost("it was begun by an earlier release")
         try:
             writer = await service.store.writer(upload.final_key, recorded.storage)
         except WriterLost as exc:
-            if self.published_ok and await service.store.stat(upload.final_key) is not None:
-                raise _Published from None
-            raise await self._lost(str(exc)) from None
+            if self.at_finish:
+                if await service.store.stat(upload.final_key) is not None:
+                    raise _Published from None
+                raise _Dropped(recorded) from None
+            raise await self.lost(str(exc)) from None
         except WriterBusy:
             raise _raced(upload, recorded.size) from None
         self.writer = writer
@@ -310,7 +350,7 @@ class _OpenWriter:
         hasher = ResumableHash.restore(recorded.hash) if recorded.hash else ResumableHash()
         return writer, hasher, recorded
 
-    async def _lost(self, reason: str) -> UploadUnknown:
+    async def lost(self, reason: str) -> UploadUnknown:
         """Drop an upload that cannot continue; the error to answer with. An object at its key is
         one a crashed finish published: while the upload's row exists no blob row names it."""
         log.warning("upload_lost", upload_id=self.upload.id, reason=reason)
@@ -326,6 +366,14 @@ class _OpenWriter:
 
 class _Published(Exception):
     """The upload's writer is gone because a finish published its object, then crashed."""
+
+
+class _Dropped(Exception):
+    """The upload's writer is gone and nothing was published (a finish that found the digest stored
+    dropped the bytes, then crashed; or the bytes were lost)."""
+
+    def __init__(self, recorded: _Recorded) -> None:
+        self.recorded = recorded
 
 
 def _raced(upload: UploadInfo, offset: int) -> RangeMismatch:
