@@ -133,10 +133,6 @@ class FilesystemStore:
         for key in keys:
             yield key
 
-    def list_staging(self, prefix: str) -> AsyncIterator[str]:
-        """Upload keys (``{namespace}/uploads/{object id}``) of writers' files: for sweeps only."""
-        return self._list(self._staging, prefix)
-
     async def close(self) -> None:
         return None
 

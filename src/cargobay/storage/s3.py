@@ -4,7 +4,7 @@ The client was chosen by measuring it against aiobotocore (``benchmarks/FINDINGS
 
 A writer is a multipart upload created at the object's own key, so ``commit`` is one
 CompleteMultipartUpload: no copy, and the object appears whole or not at all. Parts are cut at
-``part_size`` bytes as data arrives and uploaded two at a time while more arrives. S3 wants every
+``part_size`` bytes as data arrives; one uploads in the background while the next one fills. S3 wants every
 part but the last to hold at least 5 MiB, and clients send chunks of any size: what a request leaves
 under 5 MiB when it is suspended goes into a small *pending* object of its own (distribution does the
 same), ``{namespace}/uploads/{object id}.{size}-{random}.pending``, read back by the next request.
@@ -45,7 +45,7 @@ from cargobay.storage.streams import CHUNK, iterate_in_thread
 
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part but the last
 PART_SIZE = 8 * 1024 * 1024
-IN_FLIGHT = 2  # parts uploading at once per writer, while the next one fills
+IN_FLIGHT = 2  # parts of a writer in memory at once: one uploading, one filling
 PENDING_SUFFIX = ".pending"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -300,7 +300,7 @@ class S3Writer:
             await self._upload_buffer()
 
     async def _upload_buffer(self) -> None:
-        """Send what is buffered as the next part (uploads run in the background, two at a time)."""
+        """Send what is buffered as the next part, in the background; wait for the one before it."""
         body = b"".join(self._buffer)
         self._buffer, self._buffered = [], 0
         if self._upload is None:
