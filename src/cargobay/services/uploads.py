@@ -343,11 +343,16 @@ class _OpenWriter:
             raise await self.lost(str(exc)) from None
         except WriterBusy:
             raise _raced(upload, recorded.size) from None
+        try:
+            # Another process may have recorded a chunk while this one waited for the writer.
+            now = await service.size(upload)
+            if now != recorded.size:
+                raise _raced(upload, now)
+            hasher = ResumableHash.restore(recorded.hash) if recorded.hash else ResumableHash()
+        except BaseException:
+            await writer.close()  # __aexit__ does not run when __aenter__ fails
+            raise
         self.writer = writer
-        # Another process may have recorded a chunk while this one waited for the writer.
-        if await service.size(upload) != recorded.size:
-            raise _raced(upload, await service.size(upload))
-        hasher = ResumableHash.restore(recorded.hash) if recorded.hash else ResumableHash()
         return writer, hasher, recorded
 
     async def lost(self, reason: str) -> UploadUnknown:

@@ -283,7 +283,8 @@ class S3Writer:
         writer._pending_key = pending
         garbage = [k for k in state.get("garbage") or [] if k]
         if garbage:  # the state being continued was recorded: what it superseded can go
-            await store.delete_many(garbage)
+            with contextlib.suppress(Exception):  # a pending object left over is garbage, never data
+                await store.delete_many(garbage)
         return writer
 
     @property

@@ -108,7 +108,8 @@ class SealingWriter:
             raise
         garbage = list(state.get("garbage") or [])
         if garbage:  # the state being continued was recorded: what it superseded can go
-            await store.inner.delete_many(garbage)
+            with contextlib.suppress(Exception):  # a tail left over is garbage, never data
+                await store.inner.delete_many(garbage)
         return cls(store, key, cipher, inner, size, tail_plain, tail_key)
 
     @property
