@@ -259,7 +259,8 @@ class Tag(Base):
 
 
 class Upload(Base):
-    """An upload session; its bytes are staged in the blob store under ``object_key``."""
+    """An upload session: its storage writer's state (JSON) and running digest let any process take
+    the next chunk; ``object_key`` names where the release before writers staged its bytes."""
 
     __tablename__ = "uploads"
 
@@ -268,6 +269,8 @@ class Upload(Base):
     repository_name: Mapped[str] = mapped_column(String(255))
     object_key: Mapped[str] = mapped_column(String(300))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_state: Mapped[str | None] = mapped_column(Text, default=None)
+    hash_state: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 

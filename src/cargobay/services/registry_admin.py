@@ -7,6 +7,7 @@ on unless asked otherwise at creation and can never be switched off once on; a n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
 from cargobay.db.queries.registries import contract_numbers
+from cargobay.db.queries.uploads import of_registry as uploads_of_registry
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
 from cargobay.domain.errors import Conflict, InvalidInput, NotFound, fields_under
@@ -27,6 +29,7 @@ from cargobay.domain.patching import UNSET, Maybe
 from cargobay.domain.schedule import WeeklySchedule, parse_schedule
 from cargobay.logs import get_logger
 from cargobay.services import registries
+from cargobay.services.blobs import object_key
 from cargobay.services.ownership import require_manager, visible_registry
 from cargobay.storage.base import BlobStore
 
@@ -253,23 +256,31 @@ class RegistryAdmin:
         registry re-created with the same id right after (ionosctl does that) never loses new data.
         """
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> list[tuple[str, str | None]]:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete registries")
+            writers = uploads_of_registry(session, registry_id)
+            uploads = [(object_key(registry_id, key.rsplit("/", 1)[1]), state) for key, state in writers]
             session.execute(delete(Registry).where(Registry.id == registry_id))
+            return uploads
 
-        await self.db.write(work)
-        await self.purge_objects(registry_id)
+        uploads = await self.db.write(work)
+        await self.purge_objects(registry_id, uploads)
 
-    async def purge_objects(self, registry_id: str) -> int:
+    async def purge_objects(self, registry_id: str, uploads: Sequence[tuple[str, str | None]] = ()) -> int:
+        """Delete the registry's objects (the one request that lists keys) and its uploads' data."""
         removed = 0
         try:
+            for key, state in uploads:
+                await self.store.discard(key, json.loads(state) if state else None)
+            batch: list[str] = []
             async for key in self.store.list(f"{registry_id}/"):
-                await self.store.delete(key)
-                removed += 1
-            async for key in self.store.list_staged(f"{registry_id}/"):
-                await self.store.discard(key)
-                removed += 1
+                batch.append(key)
+                if len(batch) == 1000:
+                    await self.store.delete_many(batch)
+                    removed, batch = removed + len(batch), []
+            await self.store.delete_many(batch)
+            removed += len(batch)
         except Exception:
             log.exception("registry_objects_purge_failed", registry_id=registry_id)
         return removed
