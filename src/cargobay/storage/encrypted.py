@@ -47,7 +47,6 @@ from cargobay.storage.sealed_writer import (
     TAIL_SUFFIX,
     SealingWriter,
     discard_sealing,
-    ignore_result,
 )
 from cargobay.storage.segments import (
     HEADER_SIZE,
@@ -58,7 +57,7 @@ from cargobay.storage.segments import (
     header,
     open_segment,
 )
-from cargobay.storage.streams import BufferPool, closing, iterate_in_thread
+from cargobay.storage.streams import BufferPool, closing, ignore_result, iterate_in_thread
 
 __all__ = ["SUFFIX", "EncryptedStore", "SealingWriter"]
 

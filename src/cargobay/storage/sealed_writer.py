@@ -31,7 +31,7 @@ from cargobay.storage.base import (
     upload_key,
 )
 from cargobay.storage.segments import HEADER_SIZE, OVERHEAD, ObjectCipher, open_segment
-from cargobay.storage.streams import BufferPool
+from cargobay.storage.streams import BufferPool, ignore_result
 
 SUFFIX = ".cbe"
 TAIL_SUFFIX = ".tail"
@@ -238,8 +238,3 @@ async def discard_sealing(store: SealingHost, key: str, state: WriterState | Non
         if leftovers:
             await store.inner.delete_many(leftovers)
     await store.inner.discard(key, None if sealed else state)
-
-
-def ignore_result(future: asyncio.Future[T]) -> None:
-    if not future.cancelled():
-        future.exception()
