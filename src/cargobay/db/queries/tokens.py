@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database
 from cargobay.db.models import Token
 from cargobay.db.types import utcnow
+from cargobay.domain.scopes import TokenScope, scopes_from_json
 
 LEGACY_LIMIT = 50  # tokens made before password lookups existed, tried per path-style login
 
@@ -47,15 +50,19 @@ def get(session: Session, token_id: str) -> Token | None:
     return session.get(Token, token_id)
 
 
-async def usable_hash(db: Database, token_id: str) -> str | None:
-    """The stored password hash of a token that is enabled and unexpired (one indexed read)."""
+async def usable_standing(db: Database, token_id: str) -> tuple[str, tuple[TokenScope, ...]] | None:
+    """The stored password hash and scopes of a token that is enabled and unexpired (one indexed
+    read), or None."""
     row = await db.fetch_one(
-        "SELECT password_hash FROM tokens WHERE id = ? AND status = 'enabled' "
+        "SELECT password_hash, scopes FROM tokens WHERE id = ? AND status = 'enabled' "
         "AND (expiry_date IS NULL OR expiry_date > ?)",
         token_id,
         db.timestamp(utcnow()),
     )
-    return str(row[0]) if row is not None else None
+    if row is None:
+        return None
+    raw = json.loads(row[1]) if isinstance(row[1], str | bytes) else row[1]
+    return str(row[0]), scopes_from_json(raw or [])
 
 
 async def usable(db: Database, token_id: str) -> bool:
