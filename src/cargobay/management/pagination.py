@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
+from cargobay.domain.listing import Page, Position, decode_position, encode_position, list_fingerprint
 from cargobay.management.context import Management
 from cargobay.management.schemas.common import Links, PaginationLinks
 
@@ -37,6 +39,39 @@ class PageLinks:
         return PaginationLinks.model_validate(
             {"self": self.self_href, "previous": self.previous or "", "next": self.next or ""}
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The keyset ``pagination.token`` of an offset list, bound to the list, its order and filters,
+    and the offset of the page it starts; one that does not match is not used (the offset places the page).
+    """
+
+    fingerprint: str
+    offset: int
+    limit: int
+    token: str | None
+
+    @classmethod
+    def of(
+        cls,
+        segments: tuple[str, ...],
+        filters: Mapping[str, str | int | None],
+        offset: int,
+        limit: int,
+        token: str | None,
+    ) -> Cursor:
+        parts = [*segments, *(f"{k}={v}" for k, v in filters.items() if v is not None and v != "")]
+        return cls(list_fingerprint(*parts), offset, limit, token)
+
+    def position(self) -> Position | None:
+        """Where to seek to, when the client sent a token made for this page."""
+        return decode_position(self.token, self.fingerprint, self.offset)
+
+    def next_token(self, page: Page[Any]) -> str | None:
+        if page.next is None:
+            return None
+        return encode_position(page.next, self.fingerprint, self.offset + self.limit)
 
 
 def page_links(

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
+from cargobay.db.queries import registries as registry_rows
 from cargobay.db.queries.registries import contract_numbers
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
@@ -78,12 +78,14 @@ class Saved:
     created: bool
 
 
+def _schedule_of(registry: Registry) -> WeeklySchedule | None:
+    if registry.gc_time is None:
+        return None
+    return WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
+
+
 def view_of(registry: Registry) -> RegistryView:
-    schedule = (
-        WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
-        if registry.gc_time is not None
-        else None
-    )
+    schedule = _schedule_of(registry)
     return RegistryView(
         id=registry.id,
         name=registry.name,
@@ -161,14 +163,10 @@ class RegistryAdmin:
         """One page in name order after ``after``; the flag says whether more remain."""
 
         def work(session: Session) -> tuple[list[RegistryView], bool]:
-            query = select(Registry).where(Registry.contract_number == actor.contract_number)
-            if name_filter:
-                escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(Registry.name.like(f"%{escaped.lower()}%", escape="\\"))
-            if after is not None:
-                query = query.where(Registry.name > after)
-            rows = list(session.scalars(query.order_by(Registry.name).limit(limit + 1)))
-            return [view_of(r) for r in rows[:limit]], len(rows) > limit
+            rows, more = registry_rows.page_of_contract(
+                session, actor.contract_number, name_filter, after, limit
+            )
+            return [view_of(r) for r in rows], more
 
         return await self.db.read(work)
 
@@ -212,7 +210,7 @@ class RegistryAdmin:
         require_manager(actor, "create or replace registries")
 
         def work(session: Session) -> Saved:
-            existing = session.get(Registry, registry_id)
+            existing = registry_rows.get(session, registry_id)
             if existing is None:
                 return Saved(_create(session, actor, spec, registry_id), True)
             if existing.contract_number != actor.contract_number:
@@ -256,7 +254,7 @@ class RegistryAdmin:
         def work(session: Session) -> None:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete registries")
-            session.execute(delete(Registry).where(Registry.id == registry_id))
+            registry_rows.delete(session, registry_id)
 
         await self.db.write(work)
         await self.purge_objects(registry_id)

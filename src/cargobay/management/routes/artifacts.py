@@ -10,17 +10,20 @@ from cargobay.domain.listing import (
     DEFAULT_LIMIT,
     REGISTRY_ARTIFACT_ORDERS,
     REPOSITORY_ARTIFACT_ORDERS,
+    Page,
     parse_order,
     signed,
 )
 from cargobay.management import paths, views
-from cargobay.management.pagination import page_links
+from cargobay.management.context import Management
+from cargobay.management.pagination import Cursor, page_links
 from cargobay.management.routes.params import (
     DigestParam,
     Limit,
     Offset,
     RegistryId,
     RepositoryName,
+    SeekToken,
     order_query,
 )
 from cargobay.management.schemas.common import errors
@@ -29,6 +32,7 @@ from cargobay.management.security import Authenticated, Context
 from cargobay.services.artifacts import (
     MAX_VULNERABILITY_ID,
     ArtifactQuery,
+    ArtifactView,
     check_digest,
     check_vulnerability_id,
 )
@@ -60,6 +64,7 @@ async def registries_artifacts_get(
         ),
     ] = None,
     order_by: Annotated[str | None, order_query(REGISTRY_ORDERS, "-pullCount")] = None,
+    pagination_token: SeekToken = None,
 ) -> ArtifactReadList:
     rid = paths.registry_id(registryId)
     key, descending = parse_order(order_by, REGISTRY_ORDERS, "-pullCount")
@@ -68,19 +73,12 @@ async def registries_artifacts_get(
         if filter_vulnerability
         else None
     )
-    query = ArtifactQuery(offset, limit, key, descending, vulnerability)
-    items, total = await m.artifacts.in_registry(who.principal, rid, query)
     segments = ("registries", rid, "artifacts")
     filters = {"filter.vulnerabilityId": filter_vulnerability, "orderBy": order_by}
-    return ArtifactReadList(
-        href=m.href(request, *segments),
-        items=[views.artifact(m, request, v) for v in items],
-        offset=offset,
-        limit=limit,
-        links=page_links(
-            m, request, segments, limit=limit, offset=offset, more=offset + limit < total, filters=filters
-        ).links(),
-    )
+    cursor = Cursor.of(segments, filters, offset, limit, pagination_token)
+    query = ArtifactQuery(offset, limit, key, descending, vulnerability, cursor.position())
+    page = await m.artifacts.in_registry(who.principal, rid, query)
+    return _list(m, request, segments, page, cursor, filters)
 
 
 @router.get(
@@ -97,29 +95,17 @@ async def registries_repositories_artifacts_get(
     offset: Offset = 0,
     limit: Limit = DEFAULT_LIMIT,
     order_by: Annotated[str | None, order_query(REPOSITORY_ORDERS, "-lastPush")] = None,
+    pagination_token: SeekToken = None,
 ) -> ArtifactReadList:
     rid = paths.registry_id(registryId)
     name = check_repository_name(paths.segment(repositoryName))
     key, descending = parse_order(order_by, REPOSITORY_ORDERS, "-lastPush")
-    items, total = await m.artifacts.in_repository(
-        who.principal, rid, name, ArtifactQuery(offset, limit, key, descending)
-    )
     segments = ("registries", rid, "repositories", name, "artifacts")
-    return ArtifactReadList(
-        href=m.href(request, *segments),
-        items=[views.artifact(m, request, v) for v in items],
-        offset=offset,
-        limit=limit,
-        links=page_links(
-            m,
-            request,
-            segments,
-            limit=limit,
-            offset=offset,
-            more=offset + limit < total,
-            filters={"orderBy": order_by},
-        ).links(),
-    )
+    filters = {"orderBy": order_by}
+    cursor = Cursor.of(segments, filters, offset, limit, pagination_token)
+    query = ArtifactQuery(offset, limit, key, descending, after=cursor.position())
+    page = await m.artifacts.in_repository(who.principal, rid, name, query)
+    return _list(m, request, segments, page, cursor, filters)
 
 
 @router.get(
@@ -139,3 +125,30 @@ async def registries_repositories_artifacts_find_by_digest(
     name = check_repository_name(paths.segment(repositoryName))
     view = await m.artifacts.get(who.principal, rid, name, check_digest(paths.segment(digest)))
     return views.artifact(m, request, view)
+
+
+def _list(
+    m: Management,
+    request: Request,
+    segments: tuple[str, ...],
+    page: Page[ArtifactView],
+    cursor: Cursor,
+    filters: dict[str, str | None],
+) -> ArtifactReadList:
+    links = page_links(
+        m,
+        request,
+        segments,
+        limit=cursor.limit,
+        offset=cursor.offset,
+        more=page.more,
+        filters=filters,
+        next_token=cursor.next_token(page),
+    )
+    return ArtifactReadList(
+        href=m.href(request, *segments),
+        items=[views.artifact(m, request, v) for v in page.items],
+        offset=cursor.offset,
+        limit=cursor.limit,
+        links=links.links(),
+    )

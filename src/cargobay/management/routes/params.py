@@ -40,6 +40,9 @@ LimitDigits = Annotated[
 PaginationToken = Annotated[
     str | None, Query(alias="pagination.token", description="cursor from the previous page")
 ]
+# Repositories and artifacts: the cursor their ``next`` links carry (not in the OpenAPI document, where
+# the IONOS API has only offsets; a client that builds its own URLs never needs it).
+SeekToken = Annotated[str | None, Query(alias="pagination.token", include_in_schema=False)]
 NameFilter = Annotated[str | None, Query(alias="filter.name", description="part of the name")]
 
 

@@ -16,13 +16,14 @@ from cargobay.domain.listing import (
     parse_severities,
 )
 from cargobay.management import paths, views
-from cargobay.management.pagination import page_links
+from cargobay.management.pagination import Cursor, page_links
 from cargobay.management.routes.params import (
     Limit,
     NameFilter,
     Offset,
     RegistryId,
     RepositoryName,
+    SeekToken,
     order_query,
 )
 from cargobay.management.schemas.common import errors
@@ -56,9 +57,17 @@ async def registries_repositories_get(
         ),
     ] = None,
     order_by: Annotated[str | None, order_query(REPOSITORY_ORDER_VALUES, DEFAULT_ORDER)] = None,
+    pagination_token: SeekToken = None,
 ) -> RepositoryReadList:
     rid = paths.registry_id(registryId)
     key, descending = parse_order(order_by, REPOSITORY_ORDER_VALUES, DEFAULT_ORDER)
+    segments = ("registries", rid, "repositories")
+    filters = {
+        "filter.name": filter_name,
+        "filter.vulnerabilitySeverity": filter_severity,
+        "orderBy": order_by,
+    }
+    cursor = Cursor.of(segments, filters, offset, limit, pagination_token)
     query = RepositoryQuery(
         offset=offset,
         limit=limit,
@@ -66,22 +75,25 @@ async def registries_repositories_get(
         descending=descending,
         name_filter=filter_name or None,
         severities=parse_severities(filter_severity, "filter.vulnerabilitySeverity"),
+        after=cursor.position(),
     )
-    items, total = await m.repositories.list(who.principal, rid, query)
-    segments = ("registries", rid, "repositories")
-    filters = {
-        "filter.name": filter_name,
-        "filter.vulnerabilitySeverity": filter_severity,
-        "orderBy": order_by,
-    }
+    page = await m.repositories.list(who.principal, rid, query)
+    links = page_links(
+        m,
+        request,
+        segments,
+        limit=limit,
+        offset=offset,
+        more=page.more,
+        filters=filters,
+        next_token=cursor.next_token(page),
+    )
     return RepositoryReadList(
         href=m.href(request, *segments),
-        items=[views.repository(m, request, v) for v in items],
+        items=[views.repository(m, request, v) for v in page.items],
         offset=offset,
         limit=limit,
-        links=page_links(
-            m, request, segments, limit=limit, offset=offset, more=offset + limit < total, filters=filters
-        ).links(),
+        links=links.links(),
     )
 
 

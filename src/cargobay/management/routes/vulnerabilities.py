@@ -77,16 +77,14 @@ async def registries_repositories_artifacts_vulnerabilities_get(
     query = VulnerabilityQuery(
         offset, limit, key, descending, parse_severities(filter_severity, "filter.severity"), filter_fixable
     )
-    _items, total = await m.artifacts.vulnerabilities(who.principal, rid, name, digest_value, query)
+    page = await m.artifacts.vulnerabilities(who.principal, rid, name, digest_value, query)
     segments = ("registries", rid, "repositories", name, "artifacts", digest_value, "vulnerabilities")
     return VulnerabilityReadList(
         href=m.href(request, *segments),
         items=[],
         offset=offset,
         limit=limit,
-        links=page_links(
-            m, request, segments, limit=limit, offset=offset, more=offset + limit < total
-        ).links(),
+        links=page_links(m, request, segments, limit=limit, offset=offset, more=page.more).links(),
     )
 
 
