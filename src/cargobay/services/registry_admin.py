@@ -288,6 +288,7 @@ def _create(
         registry_id=registry_id,
         gc_days=list(spec.schedule.days) if spec.schedule else None,
         gc_time=spec.schedule.time if spec.schedule else None,
+        gc_schedule_since=utcnow() if spec.schedule else None,
         vulnerability_scanning=spec.vulnerability_scanning,
         allowlist=list(spec.allowlist),
     )
@@ -307,9 +308,11 @@ def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -
                 "cannot be switched off once it is on", field="features.vulnerabilityScanning.enabled"
             )
         registry.vulnerability_scanning = changes.vulnerability_scanning
-    if changes.schedule is not UNSET:
+    if changes.schedule is not UNSET and changes.schedule != _schedule_of(registry):
+        # Garbage collection counts the windows since then: the ones before the change are not missed.
         registry.gc_days = list(changes.schedule.days) if changes.schedule else None
         registry.gc_time = changes.schedule.time if changes.schedule else None
+        registry.gc_schedule_since = utcnow() if changes.schedule else None
     if changes.allowlist is not UNSET:
         registry.allowlist = list(changes.allowlist)
     registry.modified_at = utcnow()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictStr
+from pydantic.json_schema import SkipJsonSchema
 
 from cargobay.domain.allowlist import MAX_ENTRIES
 from cargobay.domain.names import REGISTRY_NAME_RE
@@ -79,6 +80,9 @@ class PatchRegistryInput(InputModel):
     apiSubnetAllowList: list[Annotated[StrictStr, doc(SUBNET_DOC)]] | None = Field(
         None, json_schema_extra={"maxItems": MAX_ENTRIES}
     )
+    # Not a field of the PATCH body: kept only to refuse a body wrapped as POST and PUT wrap theirs,
+    # which would otherwise be an unknown field, ignored, and answered 200 with nothing changed.
+    properties: SkipJsonSchema[Any] = None
 
 
 # -- responses ------------------------------------------------------------------------------------
