@@ -61,7 +61,9 @@ class ApiTokenService:
         )
 
         await self.db.write(api_tokens.add, row)
-        return self.signer.issue(row.id, row.user_id, row.contract_number, row.created_at, row.expires_at)
+        return self.signer.issue(
+            row.id, row.user_id, row.contract_number, row.created_at, row.expires_at, principal
+        )
 
     async def list(self, caller: Caller) -> list[ApiTokenView]:
         def work(session: Session) -> list[ApiTokenView]:
