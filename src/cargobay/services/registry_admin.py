@@ -313,6 +313,7 @@ def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -
         registry.gc_days = list(changes.schedule.days) if changes.schedule else None
         registry.gc_time = changes.schedule.time if changes.schedule else None
         registry.gc_schedule_since = utcnow() if changes.schedule else None
+        registry.gc_next_window_at = None  # the scheduler works out the first window after ``since``
     if changes.allowlist is not UNSET:
         registry.allowlist = list(changes.allowlist)
     registry.modified_at = utcnow()
