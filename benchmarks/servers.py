@@ -189,7 +189,15 @@ class CargobayServer(Server):
         return http_status(f"{self.url}/healthz") == 200
 
     def prepare(self) -> None:
-        # The CLI migrates and creates the bootstrap owner, so the registry can exist before serving.
+        # `migrate` makes the installation (admin commands no longer do) and the bootstrap owner, so the
+        # registry can exist before serving.
+        subprocess.run(
+            [self.cargobay, "migrate"],
+            env=self.environment(),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         subprocess.run(
             [self.cargobay, "registry", "create", REGISTRY],
             env=self.environment(),
