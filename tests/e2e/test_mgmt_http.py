@@ -444,6 +444,9 @@ def test_invalid_token_bodies_are_refused_and_nothing_is_stored(
         ({"expiryDate": "2001-01-01T00:00:00Z"}, "at least one hour"),
         ({"scopes": [{"name": "x", "type": "repository", "actions": []}]}, "scopes[0].actions"),
         ({"scopes": "all"}, "scopes"),
+        # wrapped as POST and PUT bodies are: refused, not ignored (a 200 that would change nothing)
+        ({"properties": {"status": "disabled"}}, "properties is not a field of this PATCH"),
+        ({"properties": {"expiryDate": None}, "status": "disabled"}, "send expiryDate, scopes, status"),
     ],
 )
 def test_invalid_token_patches_change_nothing(

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cargobay.domain.allowlist import validate_allowlist
-from cargobay.domain.errors import InvalidInput, NotFound, fields_under
+from cargobay.domain.errors import NotFound, fields_under
 from cargobay.domain.listing import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, parse_digits
 from cargobay.domain.names import REGISTRY_NAME_RE
 from cargobay.management import paths, views
@@ -159,12 +159,7 @@ async def registries_patch(
     """Absent fields are unchanged; apiSubnetAllowList [] (or null) clears; schedule null removes."""
     rid = paths.registry_id(registryId)
     given = body.model_fields_set
-    if "properties" in given:
-        raise InvalidInput(
-            "is not a field of this PATCH: send garbageCollectionSchedule, features and apiSubnetAllowList "
-            "at the top level of the body (only POST and PUT wrap them in properties)",
-            field="properties",
-        )
+    body.refuse_wrapper()
     changes: dict[str, Any] = {}
     if "garbageCollectionSchedule" in given:
         schedule = body.garbageCollectionSchedule

@@ -101,6 +101,7 @@ async def registries_tokens_patch(
 ) -> TokenResponse:
     """Absent fields are unchanged; expiryDate null removes the expiry; scopes replaces the list."""
     rid, tid = paths.registry_id(registryId), paths.token_id(tokenId)
+    body.refuse_wrapper()
     given = body.model_fields_set
     changes: dict[str, Any] = {}
     if "expiryDate" in given:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictStr
-from pydantic.json_schema import SkipJsonSchema
 
 from cargobay.domain.allowlist import MAX_ENTRIES
 from cargobay.domain.names import REGISTRY_NAME_RE
@@ -14,6 +13,7 @@ from cargobay.management.schemas.common import (
     ApiResourceMetadata,
     InputModel,
     PaginationLinks,
+    PatchInput,
     UtcTimestamp,
     WireModel,
     doc,
@@ -71,7 +71,7 @@ class PostRegistryInput(InputModel):
     properties: PostRegistryProperties
 
 
-class PatchRegistryInput(InputModel):
+class PatchRegistryInput(PatchInput):
     """Absent fields stay as they are; ``apiSubnetAllowList: []`` clears the list and
     ``garbageCollectionSchedule: null`` removes the schedule."""
 
@@ -80,9 +80,6 @@ class PatchRegistryInput(InputModel):
     apiSubnetAllowList: list[Annotated[StrictStr, doc(SUBNET_DOC)]] | None = Field(
         None, json_schema_extra={"maxItems": MAX_ENTRIES}
     )
-    # Not a field of the PATCH body: kept only to refuse a body wrapped as POST and PUT wrap theirs,
-    # which would otherwise be an unknown field, ignored, and answered 200 with nothing changed.
-    properties: SkipJsonSchema[Any] = None
 
 
 # -- responses ------------------------------------------------------------------------------------
