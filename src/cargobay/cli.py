@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -12,6 +13,7 @@ import typer
 from cargobay.config import Settings
 
 if TYPE_CHECKING:
+    from cargobay.domain.scopes import TokenScope
     from cargobay.runtime import Runtime
 
 app = typer.Typer(help="Cargobay: a self-hostable private OCI container registry.", no_args_is_help=True)
@@ -19,10 +21,12 @@ contract_app = typer.Typer(help="Contracts (tenants).", no_args_is_help=True)
 user_app = typer.Typer(help="Users of contracts.", no_args_is_help=True)
 registry_app = typer.Typer(help="Registries.", no_args_is_help=True)
 keys_app = typer.Typer(help="Keys of encryption at rest.", no_args_is_help=True)
+token_app = typer.Typer(help="Registry tokens (docker credentials).", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
 app.add_typer(keys_app, name="keys")
+app.add_typer(token_app, name="token")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory (CARGOBAY_DATA_DIR)")]
 
@@ -197,9 +201,113 @@ def registry_create(
     if where not in settings.locations:
         _fail(f"unknown location {where!r}; known: {', '.join(settings.locations)}")
     view = _run(runtime, runtime.services.registries.create_as_operator(contract, name, where))
-    public = settings.public_url.split("://", 1)[-1].rstrip("/") if settings.public_url else settings.listen
     typer.echo(f"registry {view.name} ({view.id})")
-    typer.echo(f"hostname: {hostname(view.name, settings.registry_domain, public)}")
+    typer.echo(f"hostname: {hostname(view.name, settings.registry_domain, _public_host(settings))}")
+
+
+RegistryName = Annotated[str, typer.Argument(help="registry name")]
+TokenName = Annotated[str, typer.Argument(help="token name (its docker username)")]
+
+
+@token_app.command("create")
+def token_create(
+    registry: RegistryName,
+    name: TokenName,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="TYPE:NAME:ACTIONS, e.g. repository:team/*:pull,push or registry:*:pull (repeatable)",
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="expiry: an RFC 3339 time or a lifetime such as 12h, 30d (default: never)"),
+    ] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="create it disabled")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a registry token; its password is printed once, with a ready docker login line."""
+    from cargobay.domain.errors import DomainError
+    from cargobay.domain.scopes import parse_token_scopes, scope_from_text
+    from cargobay.services.registries import hostname
+    from cargobay.services.tokens import TokenSpec, parse_expiry
+
+    try:
+        scopes = [
+            parse_token_scopes([scope_from_text(text)], field=f"--scope {text}")[0] for text in scope or ()
+        ]
+        expiry = _expiry(expires, lambda value: parse_expiry(value, "--expires"))
+    except DomainError as exc:
+        _fail(str(exc))
+    spec = TokenSpec(name, "disabled" if disabled else "enabled", expiry, tuple(scopes))
+    settings = _settings(data_dir)
+    runtime = _prepare(settings)
+    view = _run(runtime, runtime.services.operator_tokens.create(registry, spec))
+    # docker logs in to a host; a path-style registry's hostname is host/registry
+    host = hostname(registry, settings.registry_domain, _public_host(settings)).split("/", 1)[0]
+    typer.echo(f"token {view.name} ({view.id}) of registry {registry}, {view.status}")
+    typer.echo(f"expires: {view.expiry_date.isoformat() if view.expiry_date else 'never'}")
+    typer.echo(f"scopes: {_scopes_text(view.scopes)}")
+    typer.echo(f"password (shown once): {view.password}")
+    typer.echo(f"echo '{view.password}' | docker login {host} --username {view.name} --password-stdin")
+
+
+@token_app.command("list")
+def token_list(registry: RegistryName, data_dir: DataDir = None) -> None:
+    """List a registry's tokens (never their passwords)."""
+    runtime = _prepare(_settings(data_dir))
+    views = _run(runtime, runtime.services.operator_tokens.list(registry))
+    if not views:
+        typer.echo(f"registry {registry} has no tokens")
+        return
+    rows = [
+        (
+            v.name,
+            v.id,
+            v.status,
+            v.expiry_date.isoformat() if v.expiry_date else "never",
+            _scopes_text(v.scopes),
+        )
+        for v in views
+    ]
+    header = ("NAME", "ID", "STATUS", "EXPIRES", "SCOPES")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    for row in (header, *rows):
+        typer.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[4]]))
+
+
+@token_app.command("delete")
+def token_delete(registry: RegistryName, name: TokenName, data_dir: DataDir = None) -> None:
+    """Delete a registry token: it is refused by the registry at once."""
+    runtime = _prepare(_settings(data_dir))
+    _run(runtime, runtime.services.operator_tokens.delete(registry, name))
+    typer.echo(f"deleted token {name} of registry {registry}")
+
+
+def _expiry(text: str | None, parse: Callable[[object], datetime | None]) -> datetime | None:
+    """An RFC 3339 time, or a lifetime from now: ``90m``, ``12h``, ``30d``, ``2w``."""
+    from datetime import UTC, datetime, timedelta
+
+    if text is None:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:]
+    if unit in units and number.isdigit():
+        return datetime.now(UTC) + timedelta(**{units[unit]: int(number)})
+    return parse(text)
+
+
+def _scopes_text(scopes: Iterable[TokenScope]) -> str:
+    from cargobay.domain.scopes import ACTIONS
+
+    return (
+        " ".join(f"{s.type}:{s.name}:{','.join(a for a in ACTIONS if a in s.actions)}" for s in scopes) or "-"
+    )
+
+
+def _public_host(settings: Settings) -> str:
+    return settings.public_url.split("://", 1)[-1].rstrip("/") if settings.public_url else settings.listen
 
 
 @keys_app.command("rotate-master")

@@ -28,7 +28,7 @@ from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
 from cargobay.services.stats import PullRecorder
 from cargobay.services.tenancy import Tenancy
-from cargobay.services.tokens import TokenService
+from cargobay.services.tokens import OperatorTokens, TokenService
 from cargobay.services.uploads import UploadService
 from cargobay.storage.base import BlobStore
 from cargobay.storage.encrypted import EncryptedStore
@@ -43,6 +43,7 @@ class Services:
 
     registries: RegistryAdmin
     tokens: TokenService
+    operator_tokens: OperatorTokens
     repositories: RepositoryAdmin
     artifacts: ArtifactService
     api_tokens: ApiTokenService
@@ -148,6 +149,7 @@ def assemble(
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
+        operator_tokens=OperatorTokens(db),
         repositories=RepositoryAdmin(db),
         artifacts=ArtifactService(db),
         api_tokens=ApiTokenService(db, auth.management_tokens),

@@ -41,6 +41,18 @@ class TokenScope:
         return {"name": self.name, "type": self.type, "actions": [a for a in ACTIONS if a in self.actions]}
 
 
+def scope_from_text(text: str) -> dict[str, Any]:
+    """``repository:team/*:pull,push`` (type, name, actions) as the JSON a token's scopes take;
+    ``parse_token_scopes`` then judges it."""
+    kind, sep, rest = text.partition(":")
+    name, sep2, actions = rest.rpartition(":")
+    if not sep or not sep2:
+        raise InvalidInput(
+            f"{text!r} is not TYPE:NAME:ACTIONS, e.g. repository:team/*:pull,push", field="scope"
+        )
+    return {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]}
+
+
 def parse_token_scopes(raw: Any, field: str = "scopes") -> list[TokenScope]:
     """Validate scopes given to a token, naming the offending field in every message."""
     if raw is None:

@@ -21,6 +21,7 @@ from cargobay.auth.passwords import generate_password, hash_password
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Token
+from cargobay.db.queries import registries as registry_rows
 from cargobay.db.queries import tokens
 from cargobay.db.types import utcnow
 from cargobay.domain.errors import Conflict, InvalidInput, NotFound
@@ -243,6 +244,62 @@ class TokenService:
         await self.db.write(work)
 
 
+@dataclass(frozen=True, slots=True)
+class _Operator:
+    """The installation's operator (the ``cargobay token`` commands) as the author of a change."""
+
+    email: str = "operator (cargobay CLI)"
+    user_id: str = ""
+
+
+OPERATOR = _Operator()
+
+
+class OperatorTokens:
+    """Tokens managed by the operator from the command line, by registry and token name. The same
+    rules as the API's (names, scopes, expiry at least an hour ahead, unique names), without a
+    contract member's permissions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, registry_name: str, spec: TokenSpec) -> TokenView:
+        password, hashed = await _new_secret()
+
+        def work(session: Session) -> TokenView:
+            registry_id = _registry_named(session, registry_name)
+            _drop_expired(session, registry_id)
+            return _insert(session, OPERATOR, registry_id, spec, None, password, hashed)
+
+        try:
+            return await self.db.write(work)
+        except IntegrityError:
+            raise _name_taken(spec.name) from None
+
+    async def list(self, registry_name: str) -> list[TokenView]:
+        def work(session: Session) -> list[TokenView]:
+            return [view_of(t) for t in tokens.of_registry(session, _registry_named(session, registry_name))]
+
+        return await self.db.read(work)
+
+    async def delete(self, registry_name: str, token_name: str) -> None:
+        def work(session: Session) -> None:
+            registry_id = _registry_named(session, registry_name)
+            token = tokens.in_registry(session, registry_id, token_name)
+            if token is None or not _usable_date(token):
+                raise NotFound("token", token_name, f"registry {registry_name} has no token {token_name!r}")
+            tokens.remove(session, token)
+
+        await self.db.write(work)
+
+
+def _registry_named(session: Session, name: str) -> str:
+    registry = registry_rows.get_by_name(session, name)
+    if registry is None:
+        raise NotFound("registry", name, f"no registry is named {name!r}")
+    return registry.id
+
+
 async def _new_secret() -> tuple[str, str]:
     password = generate_password(24)
     return password, await anyio.to_thread.run_sync(hash_password, password)
@@ -250,13 +307,14 @@ async def _new_secret() -> tuple[str, str]:
 
 def _insert(
     session: Session,
-    actor: UserPrincipal,
+    actor: UserPrincipal | _Operator,
     registry_id: str,
     spec: TokenSpec,
     token_id: str | None,
     password: str,
     hashed: str,
 ) -> TokenView:
+    check_token_name(spec.name)
     check_expiry(spec.expiry_date)
     if tokens.name_taken(session, registry_id, spec.name):
         raise _name_taken(spec.name)
@@ -277,7 +335,7 @@ def _insert(
     return view_of(token, password)
 
 
-def _update(token: Token, changes: TokenChanges, actor: UserPrincipal) -> None:
+def _update(token: Token, changes: TokenChanges, actor: UserPrincipal | _Operator) -> None:
     if changes.expiry_date is not UNSET:
         check_expiry(changes.expiry_date, current=token.expiry_date)
         token.expiry_date = changes.expiry_date

@@ -106,6 +106,11 @@ def page(session: Session, registry_id: str, offset: int, limit: int) -> tuple[l
     return [rows[n] for n in names if n in rows], total
 
 
+def of_registry(session: Session, registry_id: str) -> list[Token]:
+    """Every unexpired token of a registry, in name order."""
+    return list(session.scalars(select(Token).where(*_alive(registry_id)).order_by(Token.name)))
+
+
 def name_taken(session: Session, registry_id: str, name: str) -> bool:
     return (
         session.scalar(select(Token.id).where(Token.registry_id == registry_id, Token.name == name))
