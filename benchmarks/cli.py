@@ -25,6 +25,8 @@ from benchmarks import blobclient, scaling
 from benchmarks.data import make_blob, make_image
 from benchmarks.results import (
     CARGOBAY,
+    CARGOBAY_DEFAULT,
+    CARGOBAY_DEFAULT_BASIC,
     CARGOBAY_ENC_OFF,
     CARGOBAY_ENC_ON,
     CARGOBAY_W2,
@@ -37,7 +39,7 @@ from benchmarks.results import (
 from benchmarks.servers import REFERENCE_BINARIES, find_binary
 from benchmarks.suites import Bench, Options
 
-SECTIONS = ("push", "pull", "layers", "get", "rss", "encryption", "scaling")
+SECTIONS = ("push", "pull", "layers", "get", "rss", "encryption", "defaults", "scaling")
 # scaling needs no reference and takes long on its own: it runs only when --only names it.
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "scaling")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -104,8 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def comparisons() -> list[Comparison]:
-    blob, enc, layers, get = "blob", "encryption", "layers", "get"
+    blob, enc, layers, get, defaults = "blob", "encryption", "layers", "get", "defaults"
     return [
+        Comparison(defaults, "manifest GET", CARGOBAY_DEFAULT, REFERENCE, target=1.5),
+        Comparison(defaults, "p99 latency", CARGOBAY_DEFAULT, REFERENCE, higher_is_better=False, target=1.0),
+        Comparison(
+            defaults,
+            "manifest GET",
+            CARGOBAY_DEFAULT_BASIC,
+            CARGOBAY_DEFAULT,
+            target=0.5,
+            note="Basic on every request vs the Bearer JWT, same server",
+        ),
+        Comparison(defaults, "push (client)", CARGOBAY_DEFAULT, REFERENCE, target=1.5),
+        Comparison(defaults, "push (curl)", CARGOBAY_DEFAULT, REFERENCE, target=1.5),
+        Comparison(defaults, "pull (client)", CARGOBAY_DEFAULT, REFERENCE, target=1.0),
+        Comparison(defaults, "pull (curl)", CARGOBAY_DEFAULT, REFERENCE, target=1.0),
         Comparison(blob, "push stream", CARGOBAY, REFERENCE, target=1.0),
         Comparison(blob, "push put", CARGOBAY, REFERENCE, target=1.0),
         Comparison(
@@ -292,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = blobclient.BlobClient(blobclient.build())
         bench = Bench(options, workdir, client, results)
-        blob_needed = sections & {"push", "pull", "rss", "encryption"}
+        blob_needed = sections & {"push", "pull", "rss", "encryption", "defaults"}
         blob = make_blob(workdir / "blob.bin", size) if blob_needed else None
         if blob is not None and sections & {"push", "pull", "rss"}:
             print(
@@ -317,6 +333,15 @@ def main(argv: list[str] | None = None) -> int:
             image = make_image(workdir / "image", options.layers, options.layer_min, options.layer_max)
             results.meta["image_bytes"] = image.total_bytes
             bench.layers(image)
+        if "defaults" in sections:
+            print(
+                f"\n== defaults: `cargobay serve` with no settings vs the reference; manifest GET "
+                f"({options.connections} connections, Bearer and Basic), "
+                f"{size / 1024**2:.0f} MiB push and pull (our client and curl)"
+            )
+            assert blob is not None
+            small = make_image(workdir / "small-defaults", 1, 4096, 4096, seed=5)
+            bench.defaults(blob, small)
         if "get" in sections:
             print(
                 f"\n== manifest GET by tag: {options.connections} connections, "

@@ -16,6 +16,10 @@ CARGOBAY_ENC_ON = "cargobay encryption=on"
 REFERENCE = "reference"
 REFERENCE_HTPASSWD = "reference+htpasswd"
 CEILING = "client ceiling"
+CARGOBAY_DEFAULT = (
+    "cargobay defaults"  # `cargobay serve` with no settings: workers by CPU count, encryption on
+)
+CARGOBAY_DEFAULT_BASIC = "cargobay defaults, Basic"  # the same server, Basic credentials on every request
 
 
 @dataclass

@@ -161,8 +161,10 @@ class Server:
 class CargobayServer(Server):
     kind = "cargobay"
 
-    def __init__(self, base: Path, workers: int = 1, encryption: bool = False) -> None:
-        super().__init__(base, f"cargobay (workers={workers}, encryption={'on' if encryption else 'off'})")
+    def __init__(self, base: Path, workers: int | None = 1, encryption: bool | None = False) -> None:
+        """``None``: leave the setting at its default (workers by CPU count, encryption on)."""
+        shown = ("default" if v is None else v for v in (workers, encryption))
+        super().__init__(base, "cargobay (workers={}, encryption={})".format(*shown))
         self.workers = workers
         self.encryption = encryption
         self.cargobay = str(Path(sys.executable).parent / "cargobay")
@@ -176,14 +178,17 @@ class CargobayServer(Server):
             CARGOBAY_LISTEN=self.host,
             CARGOBAY_ADMIN_USER=ADMIN_USER,
             CARGOBAY_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            CARGOBAY_WORKERS=str(self.workers),
-            CARGOBAY_ENCRYPTION="true" if self.encryption else "false",
             CARGOBAY_LOG_LEVEL="warning",
         )
+        if self.workers is not None:
+            env["CARGOBAY_WORKERS"] = str(self.workers)
+        if self.encryption is not None:
+            env["CARGOBAY_ENCRYPTION"] = "true" if self.encryption else "false"
         return env
 
     def command(self) -> list[str]:
-        return [self.cargobay, "serve", "--workers", str(self.workers)]
+        workers = [] if self.workers is None else ["--workers", str(self.workers)]
+        return [self.cargobay, "serve", *workers]
 
     def ready(self) -> bool:
         return http_status(f"{self.url}/healthz") == 200

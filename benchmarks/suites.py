@@ -29,6 +29,8 @@ from benchmarks.data import OCI_MANIFEST, Blob, Image
 from benchmarks.procstats import RssSampler, cpu_seconds
 from benchmarks.results import (
     CARGOBAY,
+    CARGOBAY_DEFAULT,
+    CARGOBAY_DEFAULT_BASIC,
     CARGOBAY_ENC_OFF,
     CARGOBAY_ENC_ON,
     CARGOBAY_W2,
@@ -96,6 +98,8 @@ class Bench:
             return CargobayServer(base, workers=1, encryption=True)
         if subject == CARGOBAY_W2:
             return CargobayServer(base, workers=2, encryption=False)
+        if subject == CARGOBAY_DEFAULT:
+            return CargobayServer(base, workers=None, encryption=None)
         if subject == REFERENCE:
             return ReferenceRegistry(base, self.o.reference)
         if subject == REFERENCE_HTPASSWD:
@@ -341,6 +345,125 @@ class Bench:
                         f"get: {subject} repeat {repeat}: {load.non_2xx} non-2xx responses, "
                         f"{load.socket_errors} socket errors (req/s counts them)"
                     )
+
+    # -- what a user gets: default settings --------------------------------------------------------
+    def defaults(self, blob: Blob, image: Image) -> None:
+        """The operator issue's targets as a user meets them: ``cargobay serve`` with no settings at
+        all (worker processes from the CPU count, encryption on) against the reference (anonymous).
+        Manifest GET by tag with the Bearer JWT docker and crane use, and with Basic credentials on
+        every request; the blob pushed (streamed PATCH, docker's way) and pulled by our client and
+        by a plain curl."""
+        section = "defaults"
+        for repeat in range(self.o.repeats):
+            for subject in rotate([CARGOBAY_DEFAULT, REFERENCE], repeat):
+                with self.server(subject) as server:
+                    repo = self.repo(server, "small")
+                    bearer = server.authorization(repo)
+                    self.client.push_image(server.url, repo, image.directory, "latest", 1, bearer)
+                    gets = [(subject, bearer)]
+                    if isinstance(server, CargobayServer):
+                        gets.append((CARGOBAY_DEFAULT_BASIC, server.basic_authorization()))
+                    for shown, auth in gets:
+                        self._get_load(server, shown, section, repeat, repo, image, auth)
+                    big = self.repo(server, "big")
+                    os.sync()
+                    pushed = self.client.push(
+                        server.url, big, blob.path, blob.digest, "stream", server.authorization(big)
+                    )
+                    pulled = self.client.pull(
+                        server.url, big, blob.digest, blob.size, server.authorization(big)
+                    )
+                    curl_big = self.repo(server, "curl")
+                    os.sync()
+                    curl_push = curl_push_seconds(server, curl_big, blob)
+                    curl_pull = curl_pull_seconds(server, curl_big, blob)
+                add = self.results.add
+                mb = blob.size / 1e6
+                add(section, "push (client)", subject, repeat, pushed.mb_per_s, "MB/s")
+                add(section, "pull (client)", subject, repeat, pulled.mb_per_s, "MB/s")
+                add(section, "push (curl)", subject, repeat, mb / curl_push, "MB/s")
+                add(section, "pull (curl)", subject, repeat, mb / curl_pull, "MB/s")
+                self.o.log(
+                    f"  {subject:<22} push {pushed.mb_per_s:7.1f} MB/s (curl {mb / curl_push:7.1f})"
+                    f"  pull {pulled.mb_per_s:7.1f} MB/s (curl {mb / curl_pull:7.1f})"
+                )
+
+    def _get_load(
+        self,
+        server: Server,
+        subject: str,
+        section: str,
+        repeat: int,
+        repo: str,
+        image: Image,
+        auth: str | None,
+    ) -> None:
+        url = f"{server.url}/v2/{repo}/manifests/latest"
+        headers = {"Accept": OCI_MANIFEST, "Host": server.host}
+        if auth:
+            headers["Authorization"] = auth
+        check_manifest_get(url, headers, image.manifest_digest)
+        loadgen.run(url, headers, self.o.warmup_seconds, self.o.connections)
+        load = loadgen.run(url, headers, self.o.get_seconds, self.o.connections)
+        self.results.add(section, "manifest GET", subject, repeat, load.requests_per_s, "req/s")
+        self.results.add(section, "p99 latency", subject, repeat, load.p99_ms, "ms")
+        self.o.log(
+            f"  {subject:<26} {load.requests_per_s:8.0f} req/s  p99 {load.p99_ms:6.2f} ms"
+            f"  non-2xx {load.non_2xx}  socket errors {load.socket_errors}"
+        )
+        if load.non_2xx or load.socket_errors:
+            self.results.notes.append(
+                f"{section}: {subject} repeat {repeat}: {load.non_2xx} non-2xx, "
+                f"{load.socket_errors} socket errors"
+            )
+
+
+def _curl(server: Server, args: list[str], repository: str) -> tuple[float, str]:
+    auth = server.authorization(repository)
+    headers = ["-H", f"Authorization: {auth}"] if auth else []
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-H", "Expect:", *headers, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return time.perf_counter() - start, done.stdout
+
+
+def curl_push_seconds(server: Server, repository: str, blob: Blob) -> float:
+    """A monolithic upload with curl: POST for a session, then one PUT streaming the file."""
+    _, head = _curl(
+        server,
+        ["-D", "-", "-o", "/dev/null", "-X", "POST", f"{server.url}/v2/{repository}/blobs/uploads/"],
+        repository,
+    )
+    location = next(
+        line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("location:")
+    )
+    target = urllib.parse.urljoin(server.url + "/", location)
+    target += ("&" if "?" in target else "?") + f"digest={blob.digest}"
+    seconds, _ = _curl(server, ["-o", "/dev/null", "-T", str(blob.path), target], repository)
+    return seconds
+
+
+def curl_pull_seconds(server: Server, repository: str, blob: Blob) -> float:
+    seconds, size = _curl(
+        server,
+        [
+            "-L",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            f"{server.url}/v2/{repository}/blobs/{blob.digest}",
+        ],
+        repository,
+    )
+    if int(size) != blob.size:
+        raise RuntimeError(f"curl pulled {size} bytes of {blob.size}")
+    return seconds
 
 
 @dataclass(frozen=True)
