@@ -26,10 +26,12 @@ from cargobay.services.keys import DataKeys, activate, open_master_key_file
 from cargobay.services.manifests import ManifestService
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
+from cargobay.services.scanning import ScanService
 from cargobay.services.stats import PullRecorder
 from cargobay.services.tenancy import Tenancy
 from cargobay.services.tokens import TokenService
 from cargobay.services.uploads import UploadService
+from cargobay.services.vulndb import VulnerabilityDatabase
 from cargobay.storage.base import BlobStore
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
@@ -52,6 +54,8 @@ class Services:
     manifests: ManifestService
     catalog: Catalog
     pulls: PullRecorder
+    vulndb: VulnerabilityDatabase
+    scans: ScanService
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ def assemble(
 ) -> Runtime:
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
     auth = build_auth(settings, db)
+    vulndb = VulnerabilityDatabase(db)
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
@@ -157,6 +162,8 @@ def assemble(
         manifests=ManifestService(db, sealer),
         catalog=Catalog(db),
         pulls=PullRecorder(db),
+        vulndb=vulndb,
+        scans=ScanService(db, store, sealer, vulndb),
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
@@ -28,6 +28,7 @@ from cargobay.domain.schedule import WeeklySchedule, parse_schedule
 from cargobay.logs import get_logger
 from cargobay.services import registries
 from cargobay.services.ownership import require_manager, visible_registry
+from cargobay.services.scan_jobs import on_scanning_enabled
 from cargobay.storage.base import BlobStore
 
 log = get_logger("cargobay.registry_admin")
@@ -308,6 +309,9 @@ def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -
             raise InvalidInput(
                 "cannot be switched off once it is on", field="features.vulnerabilityScanning.enabled"
             )
+        session = object_session(registry)
+        if changes.vulnerability_scanning and not registry.vulnerability_scanning and session is not None:
+            on_scanning_enabled(session, registry.id)  # scan what the registry already holds
         registry.vulnerability_scanning = changes.vulnerability_scanning
     if changes.schedule is not UNSET:
         registry.gc_days = list(changes.schedule.days) if changes.schedule else None
