@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -36,6 +37,11 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table: bulk statements on it skip the ORM's per-row bookkeeping."""
+    return cast(Table, model.__table__)
 
 
 class Contract(Base):
@@ -378,6 +384,7 @@ class AdvisoryChange(Base):
     (the rescan re-matches inventories holding keys changed after its last run)."""
 
     __tablename__ = "advisory_changes"
+    __table_args__ = (Index("ix_advisory_changes_key", "ecosystem", "name", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
@@ -475,6 +482,7 @@ class ScanFinding(Base):
     fixable: Mapped[bool] = mapped_column(Boolean)
     published_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    package_keys: Mapped[str] = mapped_column(Text)  # "ecosystem<TAB>name" lines of its matches
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -484,9 +492,7 @@ class ScanFindingAlias(Base):
     __tablename__ = "scan_finding_aliases"
     __table_args__ = (Index("ix_scan_finding_aliases_search", "registry_id", "alias", "manifest_id"),)
 
-    finding_id: Mapped[int] = mapped_column(
-        ForeignKey("scan_findings.id", ondelete="CASCADE"), primary_key=True
-    )
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    vulnerability_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     alias: Mapped[str] = mapped_column(String(255), primary_key=True)
     registry_id: Mapped[str] = mapped_column(String(36))
-    manifest_id: Mapped[int] = mapped_column(Integer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cargobay.db.queries.findings import FindingRow
@@ -39,10 +40,14 @@ def package_key(pkg: ImagePackage) -> Key:
 
 def match_key(match: dict[str, Any]) -> Key:
     """The lookup key of a stored match (the package's, as ``package_key`` gives it)."""
-    ecosystem = str(match.get("ecosystem", ""))
-    name = str(match.get("package", ""))
-    if versions.scheme_of(ecosystem) in _BY_SOURCE:
-        name = str(match.get("source_name") or name)
+    return _match_key(
+        str(match.get("ecosystem", "")), str(match.get("package", "")), str(match.get("source_name") or "")
+    )
+
+
+@lru_cache(maxsize=1 << 14)
+def _match_key(ecosystem: str, package: str, source_name: str) -> Key:
+    name = (source_name or package) if versions.scheme_of(ecosystem) in _BY_SOURCE else package
     return (ecosystem, normalize_name(ecosystem, name))
 
 

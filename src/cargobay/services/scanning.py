@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any, TypeVar, cast
@@ -54,6 +54,7 @@ from cargobay.services.manifests import manifest_context
 from cargobay.services.scan_results import (
     NONE_RANK,
     Key,
+    compact,
     inventory_keys,
     key_line,
     match_key,
@@ -274,17 +275,20 @@ class ScanService:
         """Indexes that list this manifest: one already scanned shows its new results, one waiting for
         its children is written once none of them is pending."""
         for parent_id in scans.parents(session, repository_id, digest):
-            state = scans.state(session, parent_id)
-            if state is None or state.status not in (scans.SCANNED, scans.PENDING):
-                continue
-            digests = scans.child_digests(session, parent_id)
-            children = scans.children(session, repository_id, digests)
-            if any(status in (None, scans.PENDING) for _, status in children.values()):
-                continue
-            version = state.db_version
-            if version is None:
-                version = vulndb_queries.state(session).version
-            self._aggregate_index(session, parent_id, repository_id, digests, version)
+            self._reaggregate(session, parent_id, repository_id)
+
+    def _reaggregate(self, session: Session, parent_id: int, repository_id: int) -> None:
+        state = scans.state(session, parent_id)
+        if state is None or state.status not in (scans.SCANNED, scans.PENDING):
+            return
+        digests = scans.child_digests(session, parent_id)
+        children = scans.children(session, repository_id, digests)
+        if any(status in (None, scans.PENDING) for _, status in children.values()):
+            return
+        version = state.db_version
+        if version is None:
+            version = vulndb_queries.state(session).version
+        self._aggregate_index(session, parent_id, repository_id, digests, version)
 
     async def mark_failed(self, manifest_id: int, reason: str) -> None:
         """A scan that failed on its last attempt: the artifact shows Unknown with a scan time."""
@@ -411,50 +415,78 @@ class ScanService:
 
     async def _rescan_batch(self, targets: list[Rescannable], since: int, version: int) -> int:
         inventories = sorted({(t.registry_id, t.digest) for t in targets})
-        changed = await self.db.read(scans.changed_keys_of, inventories, since)
-        all_keys = sorted({k for keys in changed.values() for k in keys})
-        records = await self._records(all_keys)
+        # Changes a target's own scan saw need no re-match: read those after the oldest target's version.
+        floor = max(since, min(t.db_version for t in targets))
+        changed = await self.db.read(scans.changed_keys_of, inventories, floor)
+        records = await self._records(sorted({k for keys in changed.values() for k in keys}))
 
-        def match_all() -> dict[tuple[str, str], list[FindingRow]]:
-            out: dict[tuple[str, str], list[FindingRow]] = {}
-            lookup: Callable[[str, str], list[OsvRecord]] = lambda e, n: records.get((e, n), [])  # noqa: E731
+        def match_all() -> dict[tuple[str, str], dict[Key, list[dict[str, Any]]]]:
+            """The matches of each changed key's packages; the same packages (a shared base layer)
+            are matched once for the whole batch."""
+            memo: dict[tuple[Key, str], list[dict[str, Any]]] = {}
+            out: dict[tuple[str, str], dict[Key, list[dict[str, Any]]]] = {}
             for inventory, keys in changed.items():
-                packages = tuple(ImagePackage.from_json(p) for ps in keys.values() for p in ps)
-                out[inventory] = rows_from_findings(matcher.match(ImageInventory(None, packages), lookup))
+                mine = out.setdefault(inventory, {})
+                for key, (packages, _) in keys.items():
+                    signature = (key, json.dumps(packages, sort_keys=True))
+                    if signature not in memo:
+                        image = ImageInventory(None, tuple(ImagePackage.from_json(p) for p in packages))
+                        found = matcher.match(image, lambda e, n: records.get((e, n), []))
+                        memo[signature] = [compact(f) for f in found]
+                    mine[key] = memo[signature]
             return out
 
         matched = await asyncio.to_thread(match_all)
 
         def work(session: Session) -> int:
-            updated = 0
-            for target in targets:
-                inventory = (target.registry_id, target.digest)
-                lines = {key_line(k) for k in changed.get(inventory, {})}
-                if self._apply_rescan(session, target, lines, matched.get(inventory, []), version):
-                    updated += 1
-            return updated
+            return self._apply_rescans(session, targets, changed, matched, version)
 
         return await self.db.write(work)
 
-    def _apply_rescan(
-        self, session: Session, target: Rescannable, lines: set[str], new_rows: list[FindingRow], version: int
-    ) -> bool:
-        """Replace the matches of the changed keys in one artifact; True when its findings changed."""
-        stored = findings.finding_keys(session, target.id)
-        affected = {f.vulnerability_id for f in stored if lines.intersection(f.keys.split("\n"))}
-        affected |= {r.vulnerability_id for r in new_rows}
-        old_rows = findings.findings(session, target.id, affected) if affected else []
-        kept = [m for row in old_rows for m in row.matches if key_line(match_key(m)) not in lines]
-        rebuilt = rows_from_matches(kept + [m for row in new_rows for m in row.matches])
-        differs = _fingerprint(old_rows) != _fingerprint(rebuilt)
-        if differs:
-            findings.replace_vulnerabilities(session, target.id, target.registry_id, affected, rebuilt)
-        scans.save_summary(
-            session, target.id, findings.summarize(session, target.id, utcnow(), version, NONE_RANK)
+    def _apply_rescans(
+        self,
+        session: Session,
+        targets: list[Rescannable],
+        changed: dict[tuple[str, str], scans.ChangedKeys],
+        matched: dict[tuple[str, str], dict[Key, list[dict[str, Any]]]],
+        version: int,
+    ) -> int:
+        """Replace the matches of the changed keys in each artifact (a few statements per batch);
+        returns how many artifacts' findings changed."""
+        todo: dict[int, tuple[Rescannable, set[str], list[dict[str, Any]]]] = {}
+        current: list[int] = []
+        for target in targets:
+            inventory = (target.registry_id, target.digest)
+            mine = [k for k, (_, latest) in changed.get(inventory, {}).items() if latest > target.db_version]
+            if not mine:
+                current.append(target.id)  # every change it holds was matched by its own scan
+                continue
+            new = [m for k in mine for m in matched[inventory][k]]
+            todo[target.id] = (target, {key_line(k) for k in mine}, new)
+        scans.mark_current(session, current, version)
+        if not todo:
+            return 0
+        every_line = sorted({line for _, lines, _ in todo.values() for line in lines})
+        stored = findings.finding_keys_of(session, list(todo), every_line if len(every_line) <= 500 else None)
+        affected: dict[int, set[str]] = {}
+        for manifest_id, (_, lines, new) in todo.items():
+            hit = {f.vulnerability_id for f in stored.get(manifest_id, []) if _has_line(f.keys, lines)}
+            affected[manifest_id] = hit | {str(m["id"]) for m in new}
+        old = findings.findings_of(session, affected)
+        replacements: list[findings.Replacement] = []
+        for manifest_id, (target, lines, new) in todo.items():
+            replacement = _rematched(target, old.get(manifest_id, []), lines, new)
+            if replacement is not None:
+                replacements.append(replacement)
+        findings.replace_many(session, replacements)
+        scans.save_summaries(
+            session, findings.summarize_many(session, list(todo), utcnow(), version, NONE_RANK)
         )
-        if differs:
-            self._reaggregate_parents(session, target.repository_id, target.digest)
-        return differs
+        changed_ids = {r.manifest_id for r in replacements}
+        children = [(todo[m][0].repository_id, todo[m][0].digest) for m in changed_ids]
+        for parent_id, repository_id in scans.parents_of(session, children):
+            self._reaggregate(session, parent_id, repository_id)
+        return len(replacements)
 
     # -- queueing ----------------------------------------------------------------------------------
     async def queue_registry(self, registry_id: str | None = None) -> int:
@@ -498,11 +530,86 @@ class ScanService:
             return None
 
 
-def _fingerprint(rows: Sequence[FindingRow]) -> list[tuple[Any, ...]]:
-    return sorted(
-        (r.vulnerability_id, r.severity, r.score, r.fixable, json.dumps(r.matches, sort_keys=True))
-        for r in rows
+def _rematched(
+    target: Rescannable, old_rows: list[FindingRow], lines: set[str], new: list[dict[str, Any]]
+) -> findings.Replacement | None:
+    """The findings to write after the keys ``lines`` were matched again (``new``), or None.
+
+    A key whose matches came out as before (its advisories were republished with a newer
+    ``modified`` and nothing else, which osv.dev does daily) changes nothing; only the findings of
+    keys whose matches differ are rebuilt, and of those only the ones that differ are written.
+    """
+    before: dict[str, list[dict[str, Any]]] = {}
+    for row in old_rows:
+        for match in row.matches:
+            line = key_line(match_key(match))
+            if line in lines:
+                before.setdefault(line, []).append(match)
+    after: dict[str, list[dict[str, Any]]] = {}
+    for match in new:
+        after.setdefault(key_line(match_key(match)), []).append(match)
+    moved = {
+        line for line in lines if _matches_print(before.get(line, [])) != _matches_print(after.get(line, []))
+    }
+    if not moved:
+        return None
+    touched = [row for row in old_rows if _has_line(row.keys, moved)]
+    kept = [m for row in touched for m in row.matches if key_line(match_key(m)) not in moved]
+    rebuilt = {
+        row.vulnerability_id: row
+        for row in rows_from_matches(kept + [m for line in moved for m in after.get(line, [])])
+    }
+    previous = {row.vulnerability_id: row for row in touched}
+    write = [row for ident, row in rebuilt.items() if _row_print(previous.get(ident)) != _row_print(row)]
+    gone = set(previous) - set(rebuilt)
+    if not write and not gone:
+        return None
+    return findings.Replacement(
+        target.id, target.registry_id, frozenset(gone | {r.vulnerability_id for r in write}), write
     )
+
+
+def _matches_print(matches: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            str(m.get("id")),
+            str(m.get("purl") or m.get("package")),
+            str(m.get("installed_version")),
+            str(m.get("fixed_version")),
+            str(m.get("severity")),
+            m.get("score"),
+            str(m.get("published")),
+            str(m.get("modified")),
+            tuple(m.get("aliases", ())),
+            tuple(m.get("data_source", ())),
+        )
+        for m in matches
+    )
+
+
+def _row_print(row: FindingRow | None) -> tuple[Any, ...] | None:
+    """What a rescan compares: a vulnerability's rating and the packages, versions and fixes behind it."""
+    if row is None:
+        return None
+    return (
+        row.severity,
+        row.score,
+        row.fixable,
+        row.published_at,
+        row.updated_at,
+        row.aliases,
+        tuple(
+            (m.get("purl"), m.get("installed_version"), m.get("fixed_version"), m.get("severity"))
+            for m in row.matches
+        ),
+    )
+
+
+def _has_line(keys: str, lines: set[str]) -> bool:
+    """Whether a finding's key lines meet ``lines`` (almost every finding has one key)."""
+    if "\n" not in keys:
+        return keys in lines
+    return not lines.isdisjoint(keys.split("\n"))
 
 
 # -- one artifact, for `cargobay scan` ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ OSV_URL = "https://osv.dev/vulnerability/"
 Progress = Callable[[int, int], None]  # (documents read, documents in all)
 
 
+@lru_cache(maxsize=1 << 14)
 def parse_time(text: str) -> datetime | None:
     """An OSV RFC 3339 time (``Z`` or an offset, up to nanoseconds) as UTC; None when unreadable."""
     if not text:
@@ -124,7 +126,7 @@ def _prepare(data: dict[str, Any], raw: bytes) -> NewAdvisory:
         modified=modified,
         published=parse_time(record.published),
         withdrawn=withdrawn,
-        body=zlib.compress(raw, 6),
+        body=zlib.compress(raw, 1),
         keys=frozenset() if withdrawn else record_keys(record),
         aliases=frozenset() if withdrawn else record_aliases(record),
     )

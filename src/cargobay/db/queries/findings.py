@@ -2,20 +2,24 @@
 and the aliases (DSA, GHSA, DEBIAN-CVE…) a search by id also finds it under.
 
 The rows are indexed by (registry, vulnerability id) and the aliases by (registry, alias), so "which
-artifacts have CVE-x" is two index ranges, never a walk over artifacts.
+artifacts have CVE-x" is two index ranges, never a walk over artifacts. Reads and writes of rows are raw
+statements on the session's transaction (``RawTx``): a rescan moves thousands of rows per batch, and
+SQLAlchemy's per-row processing cost more than the database did.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, union
+from sqlalchemy import case, func, select, union
 from sqlalchemy.orm import Session
 
-from cargobay.db.models import Manifest, ScanFinding, ScanFindingAlias
+from cargobay.db.engine import RawTx
+from cargobay.db.models import Manifest, ScanFinding, ScanFindingAlias, table_of
 
 SCANNED = "scanned"
 _CHUNK = 400
@@ -73,45 +77,71 @@ class Summary:
         )
 
 
-def _finding_values(manifest_id: int, registry_id: str, row: FindingRow) -> dict[str, Any]:
-    return {
-        "manifest_id": manifest_id,
-        "registry_id": registry_id,
-        "vulnerability_id": row.vulnerability_id,
-        "severity": row.severity,
-        "score": row.score,
-        "fixable": row.fixable,
-        "published_at": row.published_at,
-        "updated_at": row.updated_at,
-        "detail": {"keys": row.keys, "matches": row.matches},
-    }
+_FINDINGS = table_of(ScanFinding)
+_ALIASES = table_of(ScanFindingAlias)
+_COLUMNS = (
+    "manifest_id, registry_id, vulnerability_id, severity, score, fixable, published_at, updated_at, "
+    "package_keys, detail"
+)
+_INSERT = f"INSERT INTO scan_findings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ALIAS = (
+    "INSERT INTO scan_finding_aliases (manifest_id, vulnerability_id, alias, registry_id) VALUES (?, ?, ?, ?)"
+)
+_READ = (
+    "SELECT vulnerability_id, severity, score, fixable, published_at, updated_at, package_keys, detail "
+    "FROM scan_findings WHERE manifest_id = ?"
+)
 
 
-def _insert_findings(
-    session: Session, manifest_id: int, registry_id: str, rows: Sequence[FindingRow]
-) -> None:
-    if not rows:
-        return
-    ids = session.execute(
-        insert(ScanFinding).returning(
-            ScanFinding.id, ScanFinding.vulnerability_id, sort_by_parameter_order=True
-        ),
-        [_finding_values(manifest_id, registry_id, r) for r in rows],
-    ).all()
-    by_vuln = {vuln: finding_id for finding_id, vuln in ids}
-    aliases = [
-        {
-            "finding_id": by_vuln[r.vulnerability_id],
-            "alias": a,
-            "registry_id": registry_id,
-            "manifest_id": manifest_id,
-        }
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _time(value: Any) -> datetime | None:
+    """A UtcDateTime read raw: SQLite gives its text, PostgreSQL a naive datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC)
+
+
+def _insert_rows(
+    tx: RawTx, manifest_id: int, registry_id: str, rows: Sequence[FindingRow]
+) -> tuple[list[Any], list[Any]]:
+    findings = [
+        (
+            manifest_id,
+            registry_id,
+            r.vulnerability_id,
+            r.severity,
+            r.score,
+            r.fixable,
+            tx.timestamp(r.published_at) if r.published_at is not None else None,
+            tx.timestamp(r.updated_at) if r.updated_at is not None else None,
+            r.keys,
+            json.dumps({"matches": r.matches}, separators=(",", ":")),
+        )
         for r in rows
-        for a in r.aliases
+    ]
+    aliases = [
+        (manifest_id, r.vulnerability_id, a, registry_id)
+        for r in rows
+        for a in dict.fromkeys(r.aliases)
         if a != r.vulnerability_id
     ]
-    if aliases:
-        session.execute(insert(ScanFindingAlias), aliases)
+    return findings, aliases
+
+
+def _delete(tx: RawTx, manifest_id: int, vulnerability_ids: Sequence[str] | None) -> None:
+    if vulnerability_ids is None:
+        tx.run("DELETE FROM scan_finding_aliases WHERE manifest_id = ?", manifest_id)
+        tx.run("DELETE FROM scan_findings WHERE manifest_id = ?", manifest_id)
+        return
+    for chunk in _chunks(sorted(set(vulnerability_ids))):
+        marks = _marks(len(chunk))
+        where = f"manifest_id = ? AND vulnerability_id IN ({marks})"
+        tx.run(f"DELETE FROM scan_finding_aliases WHERE {where}", manifest_id, *chunk)
+        tx.run(f"DELETE FROM scan_findings WHERE {where}", manifest_id, *chunk)
 
 
 def replace_findings(
@@ -119,9 +149,7 @@ def replace_findings(
 ) -> None:
     """The manifest's findings become ``rows``."""
     lock(session, manifest_id)
-    _delete_alias_rows(session, [manifest_id])
-    session.execute(delete(ScanFinding).where(ScanFinding.manifest_id == manifest_id))
-    _insert_findings(session, manifest_id, registry_id, rows)
+    replace_many(session, [Replacement(manifest_id, registry_id, None, rows)])
 
 
 def replace_vulnerabilities(
@@ -132,31 +160,7 @@ def replace_vulnerabilities(
     rows: Sequence[FindingRow],
 ) -> None:
     """Replace only the findings of ``vulnerability_ids`` (a rescan's) with ``rows``."""
-    lock(session, manifest_id)
-    wanted = sorted(set(vulnerability_ids))
-    for chunk in _chunks(wanted):
-        old = select(ScanFinding.id).where(
-            ScanFinding.manifest_id == manifest_id, ScanFinding.vulnerability_id.in_(chunk)
-        )
-        session.execute(delete(ScanFindingAlias).where(ScanFindingAlias.finding_id.in_(old)))
-        session.execute(
-            delete(ScanFinding).where(
-                ScanFinding.manifest_id == manifest_id, ScanFinding.vulnerability_id.in_(chunk)
-            )
-        )
-    _insert_findings(session, manifest_id, registry_id, rows)
-
-
-def _delete_alias_rows(session: Session, manifest_ids: Sequence[int]) -> None:
-    # SQLite enforces ON DELETE CASCADE only with foreign_keys on (it is), but deleting explicitly keeps
-    # the statement count predictable and works on connections opened elsewhere too.
-    session.execute(
-        delete(ScanFindingAlias).where(
-            ScanFindingAlias.finding_id.in_(
-                select(ScanFinding.id).where(ScanFinding.manifest_id.in_(manifest_ids))
-            )
-        )
-    )
+    replace_many(session, [Replacement(manifest_id, registry_id, frozenset(vulnerability_ids), rows)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,49 +172,45 @@ class FindingKeys:
 
 
 def finding_keys(session: Session, manifest_id: int) -> list[FindingKeys]:
-    rows = session.execute(
-        select(ScanFinding.vulnerability_id, ScanFinding.detail).where(ScanFinding.manifest_id == manifest_id)
-    )
-    return [FindingKeys(v, str((d or {}).get("keys", ""))) for v, d in rows]
+    return finding_keys_of(session, [manifest_id]).get(manifest_id, [])
 
 
 def findings(
     session: Session, manifest_id: int, vulnerability_ids: Iterable[str] | None = None
 ) -> list[FindingRow]:
-    query = select(ScanFinding).where(ScanFinding.manifest_id == manifest_id)
-    if vulnerability_ids is not None:
-        wanted = sorted(set(vulnerability_ids))
-        if not wanted:
-            return []
-        query = query.where(ScanFinding.vulnerability_id.in_(wanted))
-    rows = list(session.scalars(query.order_by(ScanFinding.vulnerability_id)))
-    aliases = _aliases_of(session, [r.id for r in rows])
-    return [
-        FindingRow(
-            vulnerability_id=r.vulnerability_id,
-            severity=r.severity,
-            score=r.score,
-            fixable=r.fixable,
-            published_at=r.published_at,
-            updated_at=r.updated_at,
-            aliases=aliases.get(r.id, ()),
-            keys=str((r.detail or {}).get("keys", "")),
-            matches=list((r.detail or {}).get("matches", [])),
+    """The findings of a manifest (of these vulnerability ids), in id order, with their aliases."""
+    tx = RawTx.of(session)
+    rows: list[tuple[Any, ...]] = []
+    aliases: dict[str, list[str]] = {}
+    alias_sql = "SELECT vulnerability_id, alias FROM scan_finding_aliases WHERE manifest_id = ?"
+    if vulnerability_ids is None:
+        rows = tx.all(_READ, manifest_id)
+        for vuln, alias in tx.all(alias_sql, manifest_id):
+            aliases.setdefault(vuln, []).append(alias)
+    else:
+        for chunk in _chunks(sorted(set(vulnerability_ids))):
+            marks = _marks(len(chunk))
+            rows += tx.all(f"{_READ} AND vulnerability_id IN ({marks})", manifest_id, *chunk)
+            for vuln, alias in tx.all(f"{alias_sql} AND vulnerability_id IN ({marks})", manifest_id, *chunk):
+                aliases.setdefault(vuln, []).append(alias)
+    rows.sort(key=lambda r: str(r[0]))
+    out = []
+    for vuln, severity, score, fixable, published, updated, keys, detail in rows:
+        data = detail if isinstance(detail, dict) else json.loads(detail or "{}")
+        out.append(
+            FindingRow(
+                vulnerability_id=vuln,
+                severity=int(severity),
+                score=float(score) if score is not None else None,
+                fixable=bool(fixable),
+                published_at=_time(published),
+                updated_at=_time(updated),
+                aliases=tuple(sorted(aliases.get(vuln, ()))),
+                keys=str(keys),
+                matches=list(data.get("matches", [])),
+            )
         )
-        for r in rows
-    ]
-
-
-def _aliases_of(session: Session, finding_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-    found: dict[int, list[str]] = {}
-    for chunk in _chunks(list(finding_ids)):
-        for finding_id, alias in session.execute(
-            select(ScanFindingAlias.finding_id, ScanFindingAlias.alias)
-            .where(ScanFindingAlias.finding_id.in_(chunk))
-            .order_by(ScanFindingAlias.alias)
-        ):
-            found.setdefault(finding_id, []).append(alias)
-    return {k: tuple(v) for k, v in found.items()}
+    return out
 
 
 def all_findings(session: Session, manifest_ids: Sequence[int]) -> list[FindingRow]:
@@ -248,11 +248,104 @@ def affected_manifests(registry_id: str, ident: str) -> Any:
     by_id = select(ScanFinding.manifest_id).where(
         ScanFinding.registry_id == registry_id, ScanFinding.vulnerability_id == ident
     )
-    by_alias = select(ScanFindingAlias.manifest_id).where(
-        ScanFindingAlias.registry_id == registry_id, ScanFindingAlias.alias == ident
+    by_alias = select(_ALIASES.c.manifest_id).where(
+        _ALIASES.c.registry_id == registry_id, _ALIASES.c.alias == ident
     )
     return union(by_id, by_alias)
 
 
 def manifests_with(session: Session, registry_id: str, ident: str) -> list[int]:
     return sorted(session.scalars(affected_manifests(registry_id, ident)))
+
+
+# -- many manifests at once (a rescan works on batches: a statement per artifact cost more than the work)
+
+
+def lock_many(session: Session, manifest_ids: Sequence[int]) -> None:
+    for chunk in _chunks(sorted(set(manifest_ids))):
+        session.execute(
+            select(Manifest.id).where(Manifest.id.in_(chunk)).order_by(Manifest.id).with_for_update()
+        )
+
+
+def finding_keys_of(
+    session: Session, manifest_ids: Sequence[int], lines: Sequence[str] | None = None
+) -> dict[int, list[FindingKeys]]:
+    """The key lines of these manifests' findings; with ``lines``, only findings that may have one of
+    them (one of the lines exactly, or several lines: the caller checks those)."""
+    tx = RawTx.of(session)
+    found: dict[int, list[FindingKeys]] = {}
+    wanted = sorted(set(lines)) if lines is not None else None
+    for chunk in _chunks(list(manifest_ids)):
+        sql = (
+            "SELECT manifest_id, vulnerability_id, package_keys FROM scan_findings "
+            f"WHERE manifest_id IN ({_marks(len(chunk))})"
+        )
+        params: list[Any] = list(chunk)
+        if wanted is not None:
+            # a newline marks a finding with several keys; the IN list is small (the changed keys)
+            sql += f" AND (package_keys IN ({_marks(len(wanted))}) OR package_keys LIKE ?)"
+            params += [*wanted, "%\n%"]
+        for manifest_id, vuln, keys in tx.all(sql, *params):
+            found.setdefault(manifest_id, []).append(FindingKeys(vuln, keys))
+    return found
+
+
+def findings_of(session: Session, wanted: dict[int, set[str]]) -> dict[int, list[FindingRow]]:
+    """The findings of these (manifest, vulnerability ids): an index range each (SQLite reads a
+    row-value IN list without the index)."""
+    return {manifest_id: findings(session, manifest_id, ids) for manifest_id, ids in wanted.items() if ids}
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    manifest_id: int
+    registry_id: str
+    vulnerability_ids: frozenset[str] | None  # the findings replaced (None: all of them) ...
+    rows: Sequence[FindingRow]  # ... by these
+
+
+def replace_many(session: Session, replacements: Sequence[Replacement]) -> None:
+    """Replace some findings of many manifests: an index range deleted per manifest, one insert in all."""
+    if not replacements:
+        return
+    lock_many(session, [r.manifest_id for r in replacements])
+    tx = RawTx.of(session)
+    rows: list[Any] = []
+    aliases: list[Any] = []
+    for r in replacements:
+        _delete(tx, r.manifest_id, None if r.vulnerability_ids is None else sorted(r.vulnerability_ids))
+        found, named = _insert_rows(tx, r.manifest_id, r.registry_id, r.rows)
+        rows += found
+        aliases += named
+    tx.many(_INSERT, rows)
+    tx.many(_INSERT_ALIAS, aliases)
+
+
+def summarize_many(
+    session: Session, manifest_ids: Sequence[int], scanned_at: datetime, version: int, none_rank: int
+) -> dict[int, Summary]:
+    """The summaries of the findings stored for these manifests (one grouped read)."""
+    found = {m: Summary(SCANNED, scanned_at, version, none_rank, 0, 0, 0.0) for m in manifest_ids}
+    for chunk in _chunks(list(manifest_ids)):
+        for manifest_id, total, fixable, score, worst in session.execute(
+            select(
+                _FINDINGS.c.manifest_id,
+                func.count(),
+                func.coalesce(func.sum(case((_FINDINGS.c.fixable.is_(True), 1), else_=0)), 0),
+                func.coalesce(func.sum(func.coalesce(_FINDINGS.c.score, 0.0)), 0.0),
+                func.max(_FINDINGS.c.severity),
+            )
+            .where(_FINDINGS.c.manifest_id.in_(chunk))
+            .group_by(_FINDINGS.c.manifest_id)
+        ):
+            found[manifest_id] = Summary(
+                SCANNED,
+                scanned_at,
+                version,
+                none_rank if worst is None else int(worst),
+                int(total),
+                int(fixable),
+                round(float(score), 1),
+            )
+    return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ from cargobay.db.models import (
     ScanInventoryKey,
     ScanLayer,
     Tag,
+    table_of,
 )
 from cargobay.db.queries.findings import Summary
 from cargobay.db.types import utcnow
@@ -281,6 +282,59 @@ def save_summary(session: Session, manifest_id: int, summary: Summary) -> None:
     _follow_repositories(session, [manifest_id])
 
 
+def save_summaries(session: Session, summaries: dict[int, Summary]) -> None:
+    """``save_summary`` for many manifests: one executemany."""
+    if not summaries:
+        return
+    table = table_of(Manifest)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("manifest"))
+        .values(
+            scan_status=bindparam("status"),
+            scanned_at=bindparam("scanned_at"),
+            scan_db_version=bindparam("db_version"),
+            vuln_max_severity=bindparam("max_severity"),
+            vuln_total_count=bindparam("total"),
+            vuln_fixable_count=bindparam("fixable"),
+            vuln_total_score=bindparam("score"),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "manifest": manifest_id,
+                "status": s.status,
+                "scanned_at": s.scanned_at,
+                "db_version": s.db_version,
+                "max_severity": s.max_severity,
+                "total": s.total,
+                "fixable": s.fixable,
+                "score": s.score,
+            }
+            for manifest_id, s in summaries.items()
+        ],
+    )
+    for chunk in _chunks(list(summaries)):
+        _follow_repositories(session, chunk)
+
+
+def parents_of(session: Session, children: Sequence[tuple[int, str]]) -> list[tuple[int, int]]:
+    """(index id, repository id) of the indexes that list one of these (repository id, digest) children."""
+    wanted = set(children)
+    found: set[tuple[int, int]] = set()
+    for chunk in _chunks(sorted({d for _, d in wanted})):
+        for parent_id, repository_id, digest in session.execute(
+            select(Manifest.id, Manifest.repository_id, ManifestChild.child_digest)
+            .join(ManifestChild, ManifestChild.manifest_id == Manifest.id)
+            .where(ManifestChild.child_digest.in_(chunk))
+        ):
+            if (repository_id, digest) in wanted:
+                found.add((parent_id, repository_id))
+    return sorted(found)
+
+
 def _follow_repositories(session: Session, manifest_ids: Sequence[int]) -> None:
     """Repositories whose last pushed artifact is one of these take its severity."""
     severity = (
@@ -367,15 +421,23 @@ def changed_inventories(
     return [(r[0], r[1]) for r in session.execute(query)]
 
 
+ChangedKeys = dict[tuple[str, str], tuple[list[dict[str, Any]], int]]
+
+
 def changed_keys_of(
     session: Session, inventories: Sequence[tuple[str, str]], since: int
-) -> dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]]:
-    """For each inventory, its keys changed after ``since`` with the packages that have them."""
-    found: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = {}
-    changed = exists().where(
-        AdvisoryChange.ecosystem == ScanInventoryKey.ecosystem,
-        AdvisoryChange.name == ScanInventoryKey.name,
-        AdvisoryChange.version > since,
+) -> dict[tuple[str, str], ChangedKeys]:
+    """For each inventory, its keys changed after ``since``: the packages that have them and the
+    version of the key's latest change."""
+    found: dict[tuple[str, str], ChangedKeys] = {}
+    latest = (
+        select(func.max(AdvisoryChange.version))
+        .where(
+            AdvisoryChange.ecosystem == ScanInventoryKey.ecosystem,
+            AdvisoryChange.name == ScanInventoryKey.name,
+            AdvisoryChange.version > since,
+        )
+        .scalar_subquery()
     )
     for chunk in _chunks(list(inventories), 200):
         rows = session.execute(
@@ -385,11 +447,29 @@ def changed_keys_of(
                 ScanInventoryKey.ecosystem,
                 ScanInventoryKey.name,
                 ScanInventoryKey.packages,
-            ).where(tuple_(ScanInventoryKey.registry_id, ScanInventoryKey.digest).in_(list(chunk)), changed)
+                latest,
+            ).where(
+                tuple_(ScanInventoryKey.registry_id, ScanInventoryKey.digest).in_(list(chunk)),
+                latest.is_not(None),
+            )
         )
-        for registry_id, digest, ecosystem, name, packages in rows:
-            found.setdefault((registry_id, digest), {})[(ecosystem, name)] = list(packages or [])
+        for registry_id, digest, ecosystem, name, packages, version in rows:
+            found.setdefault((registry_id, digest), {})[(ecosystem, name)] = (
+                list(packages or []),
+                int(version),
+            )
     return found
+
+
+def mark_current(session: Session, manifest_ids: Sequence[int], version: int) -> None:
+    """Nothing these manifests hold changed up to ``version``: they keep their result and scan time."""
+    for chunk in _chunks(list(manifest_ids)):
+        session.execute(
+            update(Manifest)
+            .where(Manifest.id.in_(chunk))
+            .values(scan_db_version=version)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +478,7 @@ class Rescannable:
     registry_id: str
     repository_id: int
     digest: str
+    db_version: int
 
 
 def rescannable(
@@ -407,14 +488,20 @@ def rescannable(
     out: list[Rescannable] = []
     for chunk in _chunks(list(inventories), 200):
         rows = session.execute(
-            select(Manifest.id, Manifest.registry_id, Manifest.repository_id, Manifest.digest).where(
+            select(
+                Manifest.id,
+                Manifest.registry_id,
+                Manifest.repository_id,
+                Manifest.digest,
+                Manifest.scan_db_version,
+            ).where(
                 tuple_(Manifest.registry_id, Manifest.digest).in_(list(chunk)),
                 Manifest.scan_status == SCANNED,
                 or_(Manifest.scan_db_version.is_(None), Manifest.scan_db_version < version),
                 or_(Manifest.pushed_at >= recent, Manifest.pulled_at >= recent),
             )
         )
-        out.extend(Rescannable(r[0], r[1], r[2], r[3]) for r in rows)
+        out.extend(Rescannable(r[0], r[1], r[2], r[3], int(r[4] or 0)) for r in rows)
     return out
 
 

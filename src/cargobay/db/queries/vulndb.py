@@ -23,6 +23,7 @@ from cargobay.db.models import (
     AdvisoryPackage,
     VulnDbSource,
     VulnDbState,
+    table_of,
 )
 from cargobay.db.types import utcnow
 
@@ -99,8 +100,9 @@ def replace(session: Session, advisories: Sequence[NewAdvisory], *, existing: It
     if not advisories:
         return
     now = utcnow()
+    # Core inserts of the tables (executemany): the ORM's bulk path costs more than the statements.
     session.execute(
-        insert(Advisory),
+        insert(table_of(Advisory)),
         [
             {
                 "id": a.id,
@@ -115,17 +117,17 @@ def replace(session: Session, advisories: Sequence[NewAdvisory], *, existing: It
     )
     packages = [{"ecosystem": e, "name": n, "advisory_id": a.id} for a in advisories for e, n in a.keys]
     if packages:
-        session.execute(insert(AdvisoryPackage), packages)
+        session.execute(insert(table_of(AdvisoryPackage)), packages)
     aliases = [{"alias": alias, "advisory_id": a.id} for a in advisories for alias in a.aliases]
     if aliases:
-        session.execute(insert(AdvisoryAlias), aliases)
+        session.execute(insert(table_of(AdvisoryAlias)), aliases)
 
 
 def record_changes(session: Session, keys: Iterable[Key]) -> int:
     """Note keys whose advisories changed, without a version yet (see ``finish_import``)."""
     rows = [{"version": None, "ecosystem": e, "name": n} for e, n in keys]
     if rows:
-        session.execute(insert(AdvisoryChange), rows)
+        session.execute(insert(table_of(AdvisoryChange)), rows)
     return len(rows)
 
 
