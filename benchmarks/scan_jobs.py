@@ -563,17 +563,18 @@ def report(out: dict[str, Any]) -> None:
     if scan:
         cold, warm = scan["jobs"][0], scan["jobs"][1]
         print(
-            f"scan job  cold {scan['cold_seconds']:.3f} s (CPU {scan['cold_cpu_seconds']:.3f} s; {cold['layers_read']} "
-            f"layers read, {cold['packages']} packages, {cold['findings']} vulnerabilities)  "
-            f"warm {scan['warm_seconds']:.3f} s (CPU {scan['warm_cpu_seconds']:.3f} s; {warm['layers_cached']} layers "
-            f"cached)  peak RSS {scan['peak_rss_mib']:.0f} MiB"
+            f"scan job  cold {scan['cold_seconds']:.3f} s (CPU {scan['cold_cpu_seconds']:.3f} s; "
+            f"{cold['layers_read']} layers read, {cold['packages']} packages, {cold['findings']} "
+            f"vulnerabilities)  warm {scan['warm_seconds']:.3f} s (CPU {scan['warm_cpu_seconds']:.3f} s; "
+            f"{warm['layers_cached']} layers cached)  peak RSS {scan['peak_rss_mib']:.0f} MiB"
         )
         peer = out.get("osv_scanner")
         if peer:
             print(
-                f"osv-scanner  {peer['seconds']:.3f} s (CPU {peer['cpu_seconds']:.3f} s; {peer['vulnerabilities']} "
-                f"vulnerabilities)  peak RSS {peer['peak_rss_mib']:.0f} MiB  "
-                f"cold scan job speed-up {peer['seconds'] / scan['cold_seconds']:.1f}x"
+                f"osv-scanner  {peer['seconds']:.3f} s (CPU {peer['cpu_seconds']:.3f} s; "
+                f"{peer['vulnerabilities']} vulnerabilities)  peak RSS {peer['peak_rss_mib']:.0f} MiB  "
+                f"cold scan job speed-up {peer['seconds'] / scan['cold_seconds']:.1f}x "
+                f"(CPU {peer['cpu_seconds'] / scan['cold_cpu_seconds']:.1f}x)"
             )
     rescan = out.get("rescan")
     if rescan:
@@ -581,15 +582,17 @@ def report(out: dict[str, Any]) -> None:
         print(
             f"rescan job  {rescan['rescan_seconds']:.3f} s (CPU {rescan['rescan_cpu_seconds']:.3f} s) for "
             f"{result['artifacts']} stored inventories ({result['changed']} changed) after an import of "
-            f"{rescan['imported']} advisories ({rescan['import_seconds']:.2f} s)  peak RSS {rescan['peak_rss_mib']:.0f} MiB"
+            f"{rescan['imported']} advisories ({rescan['import_seconds']:.2f} s)  "
+            f"peak RSS {rescan['peak_rss_mib']:.0f} MiB"
         )
     imported = out.get("import")
     if imported:
         print(
             f"import  {imported['records']} records ({imported['dumps_mib']:.0f} MiB of zip dumps) in "
             f"{imported['seconds']:.1f} s (CPU {imported['cpu_seconds']:.1f} s), database "
-            f"{imported['database_mib']:.0f} MiB; again, all unchanged: {imported['unchanged_seconds']:.1f} s "
-            f"(CPU {imported['unchanged_cpu_seconds']:.1f} s)  peak RSS {imported['peak_rss_mib']:.0f} MiB"
+            f"{imported['database_mib']:.0f} MiB; again, all unchanged: "
+            f"{imported['unchanged_seconds']:.1f} s (CPU {imported['unchanged_cpu_seconds']:.1f} s)  "
+            f"peak RSS {imported['peak_rss_mib']:.0f} MiB"
         )
 
 
