@@ -32,6 +32,7 @@ from cargobay.services.tenancy import Tenancy
 from cargobay.services.tokens import TokenService
 from cargobay.services.uploads import UploadService
 from cargobay.services.vulndb import VulnerabilityDatabase
+from cargobay.services.vulnerabilities import VulnerabilityService
 from cargobay.storage.base import BlobStore
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
@@ -56,6 +57,7 @@ class Services:
     pulls: PullRecorder
     vulndb: VulnerabilityDatabase
     scans: ScanService
+    vulnerabilities: VulnerabilityService
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def assemble(
         pulls=PullRecorder(db),
         vulndb=vulndb,
         scans=ScanService(db, store, sealer, vulndb),
+        vulnerabilities=VulnerabilityService(vulndb),
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

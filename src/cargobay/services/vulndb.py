@@ -290,9 +290,9 @@ class VulnerabilityDatabase:
     def records_for(self, session: Session, keys: Iterable[Key]) -> dict[Key, list[OsvRecord]]:
         """Parsed records for each key, in one indexed read (parsed records come from the cache)."""
         stored = store.records_for(session, keys)
-        return {key: [self._parsed(r) for r in rows] for key, rows in stored.items()}
+        return {key: [self.parsed(r) for r in rows] for key, rows in stored.items()}
 
-    def _parsed(self, row: StoredRecord) -> OsvRecord:
+    def parsed(self, row: StoredRecord) -> OsvRecord:
         with self._lock:
             hit = self._cache.get(row.id)
             if hit is not None and hit[0] == row.modified:
@@ -310,7 +310,7 @@ class VulnerabilityDatabase:
         rows = store.records_named(session, ident)
         if not rows:
             return None
-        return advisory_view(ident, [self._parsed(r) for r in rows])
+        return advisory_view(ident, [self.parsed(r) for r in rows])
 
 
 def decode_record(body: bytes) -> OsvRecord:

@@ -349,3 +349,48 @@ def summarize_many(
                 round(float(score), 1),
             )
     return found
+
+
+# -- the management API's list of an artifact's vulnerabilities --------------------------------------
+
+_ORDERS: dict[str, Any] = {
+    "score": _FINDINGS.c.score,
+    "severity": _FINDINGS.c.severity,
+    "publishedAt": _FINDINGS.c.published_at,
+    "updatedAt": _FINDINGS.c.updated_at,
+    "fixable": _FINDINGS.c.fixable,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPage:
+    rows: list[FindingRow]
+    more: bool
+
+
+def page_of(
+    session: Session,
+    manifest_id: int,
+    *,
+    severities: Sequence[int] | None,
+    fixable: bool | None,
+    order: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> FindingPage:
+    """One page of a manifest's findings, filtered and ordered (NULLs last, then by id); an artifact
+    has at most a few thousand findings, all in one index range of (manifest, vulnerability id)."""
+    key = _ORDERS[order]
+    query = select(_FINDINGS.c.vulnerability_id).where(_FINDINGS.c.manifest_id == manifest_id)
+    if severities is not None:
+        query = query.where(_FINDINGS.c.severity.in_(sorted(set(severities))))
+    if fixable is not None:
+        query = query.where(_FINDINGS.c.fixable.is_(fixable))
+    ordered = key.desc() if descending else key.asc()
+    query = (
+        query.order_by(key.is_(None), ordered, _FINDINGS.c.vulnerability_id).offset(offset).limit(limit + 1)
+    )
+    ids = list(session.scalars(query))
+    rows = {r.vulnerability_id: r for r in findings(session, manifest_id, ids[:limit])}
+    return FindingPage([rows[i] for i in ids[:limit] if i in rows], len(ids) > limit)

@@ -257,3 +257,15 @@ def save_source(
     row.checked_at = now
     if changed:
         row.changed_at = now
+
+
+def records_by_id(session: Session, ids: Iterable[str]) -> list[StoredRecord]:
+    """The stored records of these ids (withdrawn ones too: a finding may predate the withdrawal)."""
+    wanted = sorted(set(ids))
+    found: list[StoredRecord] = []
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(Advisory.id, Advisory.modified, Advisory.body).where(Advisory.id.in_(chunk))
+        )
+        found.extend(StoredRecord(r[0], r[1], bytes(r[2])) for r in rows)
+    return found
