@@ -358,6 +358,9 @@ def vulndb_status(data_dir: DataDir = None) -> None:
 def scan(
     image: Annotated[str, typer.Argument(help="registry/repository:tag or registry/repository@digest")],
     rescan: Annotated[bool, typer.Option("--rescan", help="scan again even if it has a result")] = False,
+    no_scan: Annotated[
+        bool, typer.Option("--no-scan", help="only show the stored result (the server's jobs scan)")
+    ] = False,
     output: Annotated[str, typer.Option("--format", help="table, json or sbom")] = "table",
     data_dir: DataDir = None,
 ) -> None:
@@ -373,7 +376,8 @@ def scan(
     scans = runtime.services.scans
 
     async def work() -> tuple[Any, str | None]:
-        result = await artifact_scan(scans, image, scan="always" if rescan else "missing")
+        mode = "always" if rescan else "never" if no_scan else "missing"
+        result = await artifact_scan(scans, image, scan=mode)
         sbom = None
         if output == "sbom":
             sbom = await scans.sbom(result.registry_id, result.digest)
@@ -431,19 +435,22 @@ def _print_findings(summary: dict[str, Any], rows: list[Any]) -> None:
 
     from cargobay.services.scan_results import severity_name
 
-    console = Console()
-    console.print(f"{summary['image']}", highlight=False)
+    import sys
+
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: no truncated versions
+    console.print(f"{summary['image']}", highlight=False, soft_wrap=True)
     console.print(
         f"status {summary['status']}, scanned {summary['scannedAt'] or 'never'} (database version "
         f"{summary['databaseVersion']}): {summary['total']} vulnerabilities, {summary['fixable']} fixable, "
         f"highest {summary['maxSeverity']}",
         highlight=False,
+        soft_wrap=True,
     )
     if not rows:
         return
     table = Table(show_lines=False)
     for column in ("VULNERABILITY", "SEVERITY", "SCORE", "PACKAGE", "INSTALLED", "FIXED"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     ordered = sorted(rows, key=lambda r: (-r.severity, -(r.score or 0.0), r.vulnerability_id))
     for row in ordered:
         for i, match in enumerate(row.matches):
