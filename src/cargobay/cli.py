@@ -430,12 +430,12 @@ def scan(
 
 
 def _print_findings(summary: dict[str, Any], rows: list[Any]) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
     from cargobay.services.scan_results import severity_name
-
-    import sys
 
     console = Console(width=None if sys.stdout.isatty() else 200)  # piped: no truncated versions
     console.print(f"{summary['image']}", highlight=False, soft_wrap=True)
