@@ -166,7 +166,7 @@ def assemble(
         pulls=PullRecorder(db),
         vulndb=vulndb,
         scans=ScanService(db, store, sealer, vulndb),
-        vulnerabilities=VulnerabilityService(vulndb),
+        vulnerabilities=VulnerabilityService(db, vulndb),
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

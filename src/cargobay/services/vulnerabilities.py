@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from cargobay.db.engine import Database
 from cargobay.db.queries import findings as finding_queries
 from cargobay.db.queries import vulndb as store
 from cargobay.db.queries.findings import FindingRow
@@ -124,8 +125,13 @@ def advisory_to_view(view: AdvisoryView) -> VulnerabilityView:
 
 
 class VulnerabilityService:
-    def __init__(self, vulndb: VulnerabilityDatabase) -> None:
+    def __init__(self, db: Database, vulndb: VulnerabilityDatabase) -> None:
+        self.db = db
         self.vulndb = vulndb
+
+    async def find(self, ident: str) -> VulnerabilityView:
+        """One advisory by id or alias, for any authenticated caller (the database is global)."""
+        return await self.db.read(self.advisory, ident)
 
     def views(self, session: Session, rows: Sequence[FindingRow]) -> list[VulnerabilityView]:
         """Findings with the texts of their records (one read for the whole page)."""

@@ -561,3 +561,13 @@ def registry_id_of(session: Session, name: str) -> str | None:
 
 def digest_of(session: Session, manifest_id: int) -> str:
     return str(session.scalar(select(Manifest.digest).where(Manifest.id == manifest_id)))
+
+
+def inventory_facts(session: Session, registry_id: str, digest: str) -> tuple[str, int] | None:
+    """(operating system, package count) of a stored image inventory."""
+    row = session.execute(
+        select(ScanInventory.os, ScanInventory.packages).where(
+            ScanInventory.registry_id == registry_id, ScanInventory.digest == digest
+        )
+    ).first()
+    return (str(row[0]), int(row[1])) if row is not None else None
