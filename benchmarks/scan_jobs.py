@@ -298,8 +298,11 @@ def _clone_scanned(runtime: Any, digest: str, copies: int) -> int:
             other = "sha256:" + hashlib.sha256(f"{digest}-{n}".encode()).hexdigest()
             values = {c: getattr(manifest, c) for c in columns} | {"digest": other}
             new_id = session.execute(insert(Manifest).values(**values).returning(Manifest.id)).scalar_one()
-            copy(session, ScanInventory, ScanInventory.digest == digest, {"digest": other})
-            copy(session, ScanInventoryKey, ScanInventoryKey.digest == digest, {"digest": other})
+            mine = manifest.registry_id  # (registry, digest) leads both primary keys
+            inventory_of = (ScanInventory.registry_id == mine) & (ScanInventory.digest == digest)
+            keys_of = (ScanInventoryKey.registry_id == mine) & (ScanInventoryKey.digest == digest)
+            copy(session, ScanInventory, inventory_of, {"digest": other})
+            copy(session, ScanInventoryKey, keys_of, {"digest": other})
             copy(session, ScanFinding, ScanFinding.manifest_id == manifest.id, {"manifest_id": new_id})
             copy(
                 session,
