@@ -420,20 +420,20 @@ class ScanService:
         changed = await self.db.read(scans.changed_keys_of, inventories, floor)
         records = await self._records(sorted({k for keys in changed.values() for k in keys}))
 
-        def match_all() -> dict[tuple[str, str], dict[Key, list[dict[str, Any]]]]:
-            """The matches of each changed key's packages; the same packages (a shared base layer)
-            are matched once for the whole batch."""
+        def match_all() -> dict[tuple[str, str], dict[Key, tuple[str, list[dict[str, Any]]]]]:
+            """(packages signature, matches) of each changed key; the same packages (a shared base
+            layer) are matched once for the whole batch."""
             memo: dict[tuple[Key, str], list[dict[str, Any]]] = {}
-            out: dict[tuple[str, str], dict[Key, list[dict[str, Any]]]] = {}
+            out: dict[tuple[str, str], dict[Key, tuple[str, list[dict[str, Any]]]]] = {}
             for inventory, keys in changed.items():
                 mine = out.setdefault(inventory, {})
                 for key, (packages, _) in keys.items():
-                    signature = (key, json.dumps(packages, sort_keys=True))
-                    if signature not in memo:
+                    signature = json.dumps(packages, sort_keys=True)
+                    if (key, signature) not in memo:
                         image = ImageInventory(None, tuple(ImagePackage.from_json(p) for p in packages))
                         found = matcher.match(image, lambda e, n: records.get((e, n), []))
-                        memo[signature] = [compact(f) for f in found]
-                    mine[key] = memo[signature]
+                        memo[(key, signature)] = [compact(f) for f in found]
+                    mine[key] = (signature, memo[(key, signature)])
             return out
 
         matched = await asyncio.to_thread(match_all)
@@ -448,45 +448,82 @@ class ScanService:
         session: Session,
         targets: list[Rescannable],
         changed: dict[tuple[str, str], scans.ChangedKeys],
-        matched: dict[tuple[str, str], dict[Key, list[dict[str, Any]]]],
+        matched: dict[tuple[str, str], dict[Key, tuple[str, list[dict[str, Any]]]]],
         version: int,
     ) -> int:
         """Replace the matches of the changed keys in each artifact (a few statements per batch);
-        returns how many artifacts' findings changed."""
-        todo: dict[int, tuple[Rescannable, set[str], list[dict[str, Any]]]] = {}
+        returns how many artifacts' findings changed.
+
+        An artifact's findings are a function of its packages and the database version it was matched
+        at: artifacts scanned at the same version whose changed keys hold the same packages (images on
+        one base) get the same new findings, so one of them is worked out and the others copy it,
+        unless a finding there spans several packages keys (then each is worked out on its own).
+        """
+        todo: dict[int, _Rematch] = {}
         current: list[int] = []
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for target in targets:
             inventory = (target.registry_id, target.digest)
-            mine = [k for k, (_, latest) in changed.get(inventory, {}).items() if latest > target.db_version]
+            mine = sorted(
+                k for k, (_, latest) in changed.get(inventory, {}).items() if latest > target.db_version
+            )
             if not mine:
                 current.append(target.id)  # every change it holds was matched by its own scan
                 continue
-            new = [m for k in mine for m in matched[inventory][k]]
-            todo[target.id] = (target, {key_line(k) for k in mine}, new)
+            new = [m for k in mine for m in matched[inventory][k][1]]
+            todo[target.id] = _Rematch(target, {key_line(k) for k in mine}, new)
+            group = (target.db_version, tuple((k, matched[inventory][k][0]) for k in mine))
+            groups.setdefault(group, []).append(target.id)
         scans.mark_current(session, current, version)
         if not todo:
             return 0
-        every_line = sorted({line for _, lines, _ in todo.values() for line in lines})
-        stored = findings.finding_keys_of(session, list(todo), every_line if len(every_line) <= 500 else None)
-        affected: dict[int, set[str]] = {}
-        for manifest_id, (_, lines, new) in todo.items():
-            hit = {f.vulnerability_id for f in stored.get(manifest_id, []) if _has_line(f.keys, lines)}
-            affected[manifest_id] = hit | {str(m["id"]) for m in new}
-        old = findings.findings_of(session, affected)
-        replacements: list[findings.Replacement] = []
-        for manifest_id, (target, lines, new) in todo.items():
-            replacement = _rematched(target, old.get(manifest_id, []), lines, new)
-            if replacement is not None:
-                replacements.append(replacement)
+        first = self._rematch_many(session, {ids[0]: todo[ids[0]] for ids in groups.values()})
+        replacements = [r for r, _ in first.values() if r is not None]
+        alone: dict[int, _Rematch] = {}
+        for ids in groups.values():
+            replacement, shareable = first[ids[0]]
+            for other in ids[1:]:
+                if not shareable:
+                    alone[other] = todo[other]
+                elif replacement is not None:
+                    target = todo[other].target
+                    replacements.append(
+                        findings.Replacement(
+                            target.id, target.registry_id, replacement.vulnerability_ids, replacement.rows
+                        )
+                    )
+        replacements += [r for r, _ in self._rematch_many(session, alone).values() if r is not None]
         findings.replace_many(session, replacements)
         scans.save_summaries(
             session, findings.summarize_many(session, list(todo), utcnow(), version, NONE_RANK)
         )
         changed_ids = {r.manifest_id for r in replacements}
-        children = [(todo[m][0].repository_id, todo[m][0].digest) for m in changed_ids]
+        children = [(todo[m].target.repository_id, todo[m].target.digest) for m in changed_ids]
         for parent_id, repository_id in scans.parents_of(session, children):
             self._reaggregate(session, parent_id, repository_id)
         return len(replacements)
+
+    def _rematch_many(
+        self, session: Session, todo: dict[int, _Rematch]
+    ) -> dict[int, tuple[findings.Replacement | None, bool]]:
+        """(replacement, whether it may be copied) for each artifact, from its stored findings."""
+        if not todo:
+            return {}
+        every_line = sorted({line for r in todo.values() for line in r.lines})
+        stored = findings.finding_keys_of(session, list(todo), every_line if len(every_line) <= 500 else None)
+        affected: dict[int, set[str]] = {}
+        for manifest_id, rematch in todo.items():
+            hit = {
+                f.vulnerability_id for f in stored.get(manifest_id, []) if _has_line(f.keys, rematch.lines)
+            }
+            affected[manifest_id] = hit | {str(m["id"]) for m in rematch.new}
+        old = findings.findings_of(session, affected)
+        out: dict[int, tuple[findings.Replacement | None, bool]] = {}
+        for manifest_id, rematch in todo.items():
+            rows = old.get(manifest_id, [])
+            shareable = all("\n" not in row.keys for row in rows)
+            out[manifest_id] = (_rematched(rematch.target, rows, rematch.lines, rematch.new), shareable)
+        return out
 
     # -- queueing ----------------------------------------------------------------------------------
     async def queue_registry(self, registry_id: str | None = None) -> int:
@@ -528,6 +565,13 @@ class ScanService:
             return zlib.decompress(data).decode()
         except (IntegrityError, zlib.error, UnicodeDecodeError):
             return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rematch:
+    target: Rescannable
+    lines: set[str]  # the changed keys it holds ("ecosystem<TAB>name")
+    new: list[dict[str, Any]]  # their new matches
 
 
 def _rematched(

@@ -177,3 +177,19 @@ async def test_a_rescan_with_nothing_new_does_nothing(runtime: Runtime, push: Pu
     await run_jobs(runtime)
     report = await runtime.services.scans.rescan()
     assert (report.version, report.inventories, report.artifacts) == (1, 0, 0)
+
+
+async def test_artifacts_on_one_base_share_the_rescan_and_others_get_their_own(
+    runtime: Runtime, push: Pusher, tmp_path: Path
+) -> None:
+    _import(runtime, tmp_path / "one", FIRST)
+    same = [await _push(push, f"team/app{i}", [BASE, app_layer(f"app {i}")], f"app{i}") for i in range(3)]
+    patched = await _push(push, "team/patched", [debian_base(glibc="2.36-9+deb12u3")], "patched")
+    await run_jobs(runtime)
+    _import(runtime, tmp_path / "two", [R.DEBIAN_CVE_2023_4911])
+    await run_jobs(runtime)
+    for digest in same:
+        assert "CVE-2023-4911" in _vulns(runtime, digest)
+        assert _row(runtime, digest).vuln_max_severity == RANKS["high"]
+    assert "CVE-2023-4911" not in _vulns(runtime, patched)  # its glibc has the fix
+    assert {_row(runtime, d).scan_db_version for d in [*same, patched]} == {2}
