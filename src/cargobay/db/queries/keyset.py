@@ -9,7 +9,7 @@ NULLs sort last in either direction. SQLite puts NULL first in an ascending inde
 so no single index order matches ``NULLS LAST`` on both, for both directions. A nullable key is
 therefore read as two ranges of the same index: ``key IS NOT NULL`` in the asked direction, then
 ``key IS NULL`` in ascending tiebreak order; each is an index range on both databases (the plans are
-checked in ``tests/integration/db/test_list_plans.py``).
+checked in ``tests/integration/db/test_list_pages.py``).
 """
 
 from __future__ import annotations
@@ -79,6 +79,25 @@ def page(
     # (key, tiebreak) rather than tiebreak alone: the same order (the keys are all NULL), and the
     # one PostgreSQL reads from the index, as it does not infer the order from ``key IS NULL``.
     rows += _fetch(session, nulls.order_by(order.key.asc(), order.tiebreak.asc()), skip, want - len(rows))
+    return Keys(rows[:limit], len(rows) > limit)
+
+
+def page_of_few(
+    session: Session, scope: list[Any], order: Ordering, *, offset: int, limit: int, after: Position | None
+) -> Keys:
+    """``page`` for a scope known to hold few rows (say a thousand, found by another index): they are
+    all read without an order, so the planner looks them up instead of walking the order's index for
+    them, and sorted here by the same rule (NULLs last, in ascending tiebreak order)."""
+    pairs = [(row[0], row[1]) for row in session.execute(select(order.key, order.tiebreak).where(*scope))]
+    present = sorted((p for p in pairs if p[0] is not None), reverse=order.descending)
+    absent = sorted((p for p in pairs if p[0] is None), key=lambda p: p[1])
+    if after is None:
+        rows = (present + absent)[offset:]
+    elif after.key is None:
+        rows = [p for p in absent if p[1] > after.tiebreak]
+    else:
+        mark = (after.key, after.tiebreak)
+        rows = [p for p in present if (p < mark if order.descending else p > mark)] + absent
     return Keys(rows[:limit], len(rows) > limit)
 
 

@@ -1,7 +1,7 @@
 """management lists: an index for each documented order of repositories, artifacts and tokens
 
 Revision ID: l1_lists
-Revises: a1_access
+Revises: u1_upload_writers
 Create Date: 2026-12-07 16:00:00
 
 Each list reads its page from one index (scope, key, tiebreak) instead of sorting every row; the
