@@ -174,6 +174,7 @@ async def _settings(
         "days": DAYS,
         "values": {**defaults, **values},
         "errors": errors,
+        "no_errors": FormErrors(),
         "failed": failed,
         "max_allowlist": MAX_ENTRIES,
         "done": request.query_params.get("done"),
