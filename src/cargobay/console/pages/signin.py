@@ -19,7 +19,7 @@ from cargobay.console.sessions import (
 from cargobay.domain.errors import Unauthenticated
 
 
-def _next_page(value: str | None) -> str:
+def after_sign_in(value: str | None) -> str:
     """Where to go after signing in: a console page of this server only (never another site)."""
     if value and value.startswith("/console/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -66,7 +66,7 @@ async def sign_in(request: Request) -> Response:
     except Unauthenticated:
         errors.form = "The e-mail address or the password is not right."
         return await _form(request, console, {**context, "errors": errors}, 401)
-    response = redirect(_next_page(after))
+    response = redirect(after_sign_in(after))
     set_session_cookie(request, response, cookie)
     return response
 
