@@ -7,18 +7,20 @@ on unless asked otherwise at creation and can never be switched off once on; a n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
+from cargobay.db.queries import registries as registry_rows
 from cargobay.db.queries.registries import contract_numbers
+from cargobay.db.queries.uploads import of_registry as uploads_of_registry
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
 from cargobay.domain.errors import Conflict, InvalidInput, NotFound, fields_under
@@ -27,6 +29,7 @@ from cargobay.domain.patching import UNSET, Maybe
 from cargobay.domain.schedule import WeeklySchedule, parse_schedule
 from cargobay.logs import get_logger
 from cargobay.services import registries
+from cargobay.services.blobs import object_key
 from cargobay.services.ownership import require_manager, visible_registry
 from cargobay.storage.base import BlobStore
 
@@ -78,12 +81,14 @@ class Saved:
     created: bool
 
 
+def _schedule_of(registry: Registry) -> WeeklySchedule | None:
+    if registry.gc_time is None:
+        return None
+    return WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
+
+
 def view_of(registry: Registry) -> RegistryView:
-    schedule = (
-        WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
-        if registry.gc_time is not None
-        else None
-    )
+    schedule = _schedule_of(registry)
     return RegistryView(
         id=registry.id,
         name=registry.name,
@@ -161,14 +166,10 @@ class RegistryAdmin:
         """One page in name order after ``after``; the flag says whether more remain."""
 
         def work(session: Session) -> tuple[list[RegistryView], bool]:
-            query = select(Registry).where(Registry.contract_number == actor.contract_number)
-            if name_filter:
-                escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(Registry.name.like(f"%{escaped.lower()}%", escape="\\"))
-            if after is not None:
-                query = query.where(Registry.name > after)
-            rows = list(session.scalars(query.order_by(Registry.name).limit(limit + 1)))
-            return [view_of(r) for r in rows[:limit]], len(rows) > limit
+            rows, more = registry_rows.page_of_contract(
+                session, actor.contract_number, name_filter, after, limit
+            )
+            return [view_of(r) for r in rows], more
 
         return await self.db.read(work)
 
@@ -212,7 +213,7 @@ class RegistryAdmin:
         require_manager(actor, "create or replace registries")
 
         def work(session: Session) -> Saved:
-            existing = session.get(Registry, registry_id)
+            existing = registry_rows.get(session, registry_id)
             if existing is None:
                 return Saved(_create(session, actor, spec, registry_id), True)
             if existing.contract_number != actor.contract_number:
@@ -253,23 +254,31 @@ class RegistryAdmin:
         registry re-created with the same id right after (ionosctl does that) never loses new data.
         """
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> list[tuple[str, str | None]]:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete registries")
-            session.execute(delete(Registry).where(Registry.id == registry_id))
+            writers = uploads_of_registry(session, registry_id)
+            uploads = [(object_key(registry_id, key.rsplit("/", 1)[1]), state) for key, state in writers]
+            registry_rows.delete(session, registry_id)
+            return uploads
 
-        await self.db.write(work)
-        await self.purge_objects(registry_id)
+        uploads = await self.db.write(work)
+        await self.purge_objects(registry_id, uploads)
 
-    async def purge_objects(self, registry_id: str) -> int:
+    async def purge_objects(self, registry_id: str, uploads: Sequence[tuple[str, str | None]] = ()) -> int:
+        """Delete the registry's objects (the one request that lists keys) and its uploads' data."""
         removed = 0
         try:
+            for key, state in uploads:
+                await self.store.discard(key, json.loads(state) if state else None)
+            batch: list[str] = []
             async for key in self.store.list(f"{registry_id}/"):
-                await self.store.delete(key)
-                removed += 1
-            async for key in self.store.list_staged(f"{registry_id}/"):
-                await self.store.discard(key)
-                removed += 1
+                batch.append(key)
+                if len(batch) == 1000:
+                    await self.store.delete_many(batch)
+                    removed, batch = removed + len(batch), []
+            await self.store.delete_many(batch)
+            removed += len(batch)
         except Exception:
             log.exception("registry_objects_purge_failed", registry_id=registry_id)
         return removed
@@ -290,6 +299,7 @@ def _create(
         registry_id=registry_id,
         gc_days=list(spec.schedule.days) if spec.schedule else None,
         gc_time=spec.schedule.time if spec.schedule else None,
+        gc_schedule_since=utcnow() if spec.schedule else None,
         vulnerability_scanning=spec.vulnerability_scanning,
         allowlist=list(spec.allowlist),
     )
@@ -309,9 +319,12 @@ def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -
                 "cannot be switched off once it is on", field="features.vulnerabilityScanning.enabled"
             )
         registry.vulnerability_scanning = changes.vulnerability_scanning
-    if changes.schedule is not UNSET:
+    if changes.schedule is not UNSET and changes.schedule != _schedule_of(registry):
+        # Garbage collection counts the windows since then: the ones before the change are not missed.
         registry.gc_days = list(changes.schedule.days) if changes.schedule else None
         registry.gc_time = changes.schedule.time if changes.schedule else None
+        registry.gc_schedule_since = utcnow() if changes.schedule else None
+        registry.gc_next_window_at = None  # the scheduler works out the first window after ``since``
     if changes.allowlist is not UNSET:
         registry.allowlist = list(changes.allowlist)
     registry.modified_at = utcnow()

@@ -41,13 +41,13 @@ async def repositories_list(request: Request) -> Response:
     key, descending = REPOSITORY_ORDERS[order]
     name_filter = params.get("q", "").strip()
     query = RepositoryQuery(start, limit, key, descending, name_filter=name_filter or None)
-    items, total = await console.services.repositories.list(session.principal, view.id, query)
+    page = await console.services.repositories.list(session.principal, view.id, query)
     context = {
         "registry": view,
         "hostname": console.hostname(request, view),
         "tab": "repositories",
-        "repositories": items,
-        "pager": Pager(start, limit, len(items), start + len(items) < total),
+        "repositories": page.items,
+        "pager": Pager(start, limit, len(page.items), page.more),
         "per_page_choices": PER_PAGE,
         "order": order,
         "orders": ORDER_LABELS,
@@ -66,14 +66,14 @@ async def repository_page(request: Request) -> Response:
     params = request.query_params
     limit, start = per_page(params.get("limit")), offset(params.get("offset"))
     query = ArtifactQuery(start, limit, "lastPush", True)
-    artifacts, total = await console.services.artifacts.in_repository(session.principal, view.id, name, query)
+    page = await console.services.artifacts.in_repository(session.principal, view.id, name, query)
     context = {
         "registry": view,
         "hostname": console.hostname(request, view),
         "tab": "repositories",
         "repository": repository,
-        "artifacts": artifacts,
-        "pager": Pager(start, limit, len(artifacts), start + len(artifacts) < total),
+        "artifacts": page.items,
+        "pager": Pager(start, limit, len(page.items), page.more),
         "per_page_choices": PER_PAGE,
     }
     return await console.render(request, session, "repository.html", context)
