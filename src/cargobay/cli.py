@@ -19,10 +19,12 @@ contract_app = typer.Typer(help="Contracts (tenants).", no_args_is_help=True)
 user_app = typer.Typer(help="Users of contracts.", no_args_is_help=True)
 registry_app = typer.Typer(help="Registries.", no_args_is_help=True)
 keys_app = typer.Typer(help="Keys of encryption at rest.", no_args_is_help=True)
+vulndb_app = typer.Typer(help="The vulnerability database (OSV records).", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
 app.add_typer(keys_app, name="keys")
+app.add_typer(vulndb_app, name="vulndb")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory (CARGOBAY_DATA_DIR)")]
 
@@ -244,6 +246,223 @@ def rotate_master(
     if done.retired:
         typer.echo(f"retired master key(s) {', '.join(done.retired)} from {keyring.path}")
     typer.echo(f"the active master key now lives in {keyring.path}; {new_key_file} is no longer needed")
+
+
+def _progress_bar() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("documents"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def _print_import(report: Any) -> None:
+    typer.echo(
+        f"read {report.records} records from {report.documents} documents: {report.added} added, "
+        f"{report.updated} updated, {report.withdrawn} withdrawn, {report.unchanged} unchanged"
+    )
+    for message in report.problems[:20]:
+        typer.echo(f"skipped: {message}", err=True)
+    if report.problem_count > 20:
+        typer.echo(f"... and {report.problem_count - 20} more problems", err=True)
+    if report.version is not None:
+        typer.echo(f"vulnerability database version {report.version}; a rescan of recent artifacts is queued")
+    else:
+        typer.echo("nothing changed")
+
+
+@vulndb_app.command("import")
+def vulndb_import(
+    paths: Annotated[list[Path], typer.Argument(help="OSV JSON files, folders of them, or all.zip dumps")],
+    data_dir: DataDir = None,
+) -> None:
+    """Import OSV records (upserted by id and modified; withdrawn records stop matching)."""
+    from cargobay.scanning.osvfiles import SourceError
+
+    runtime = _prepare(_settings(data_dir))
+    try:
+        with _progress_bar() as bar:
+            task = bar.add_task("importing", total=None)
+            report = runtime.services.vulndb.import_paths(
+                paths, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    except SourceError as exc:
+        _fail(str(exc))
+    finally:
+        runtime.db.dispose()
+    _print_import(report)
+    if report.records == 0 and report.problem_count:
+        raise typer.Exit(1)
+
+
+@vulndb_app.command("sync")
+def vulndb_sync(
+    url: Annotated[str | None, typer.Option(help="base URL of the dumps (CARGOBAY_VULNDB_URL)")] = None,
+    ecosystem: Annotated[
+        list[str] | None, typer.Option(help="an ecosystem to fetch, repeatable (CARGOBAY_VULNDB_ECOSYSTEMS)")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Fetch the changed {ecosystem}/all.zip dumps (conditional requests) and import them."""
+    settings = _settings(data_dir)
+    runtime = _prepare(settings)
+    try:
+        with _progress_bar() as bar:
+            task = bar.add_task("importing", total=None)
+            report = runtime.services.vulndb.sync(
+                url or settings.vulndb_url,
+                ecosystem or settings.vulndb_ecosystems,
+                settings.data_dir / "tmp",
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        runtime.db.dispose()
+    if report.unchanged:
+        typer.echo(f"not modified: {', '.join(report.unchanged)}")
+    if report.fetched:
+        typer.echo(f"fetched: {', '.join(report.fetched)}")
+    for name, reason in report.failed.items():
+        typer.echo(f"failed: {name}: {reason}", err=True)
+    if report.imported is not None:
+        _print_import(report.imported)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@vulndb_app.command("status")
+def vulndb_status(data_dir: DataDir = None) -> None:
+    """The database version, how many advisories it holds, and the state of the synced dumps."""
+    runtime = _prepare(_settings(data_dir))
+    try:
+        state = runtime.services.vulndb.state()
+        sources = runtime.services.vulndb.sources()
+    finally:
+        runtime.db.dispose()
+    updated = state.updated_at.isoformat() if state.updated_at else "never"
+    typer.echo(f"version {state.version} ({state.advisories} advisories, updated {updated})")
+    typer.echo(f"rescanned up to version {state.rescanned_version}")
+    for source in sources:
+        checked = source.checked_at.isoformat() if source.checked_at else "never"
+        changed = source.changed_at.isoformat() if source.changed_at else "never"
+        typer.echo(f"{source.url}: checked {checked}, changed {changed}")
+
+
+@app.command()
+def scan(
+    image: Annotated[str, typer.Argument(help="registry/repository:tag or registry/repository@digest")],
+    rescan: Annotated[bool, typer.Option("--rescan", help="scan again even if it has a result")] = False,
+    no_scan: Annotated[
+        bool, typer.Option("--no-scan", help="only show the stored result (the server's jobs scan)")
+    ] = False,
+    output: Annotated[str, typer.Option("--format", help="table, json or sbom")] = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Print the vulnerabilities of one artifact (scanning it now if it has no result yet)."""
+    import json
+
+    from cargobay.services.scan_results import severity_name
+    from cargobay.services.scanning import artifact_scan
+
+    if output not in ("table", "json", "sbom"):
+        _fail("--format is table, json or sbom")
+    runtime = _prepare(_settings(data_dir))
+    scans = runtime.services.scans
+
+    async def work() -> tuple[Any, str | None]:
+        mode = "always" if rescan else "never" if no_scan else "missing"
+        result = await artifact_scan(scans, image, scan=mode)
+        sbom = None
+        if output == "sbom":
+            sbom = await scans.sbom(result.registry_id, result.digest)
+            if sbom is None and await scans.build_sbom(
+                result.registry_id, result.digest, result.image.repository
+            ):
+                sbom = await scans.sbom(result.registry_id, result.digest)
+        return result, sbom
+
+    result, sbom = _run(runtime, work())
+    state = result.state
+    if output == "sbom":
+        if sbom is None:
+            _fail(f"no SBOM: the artifact is {state.status or 'not scanned'}")
+        typer.echo(sbom)
+        return
+    summary = {
+        "image": f"{result.image.registry}/{result.image.repository}@{result.digest}",
+        "status": state.status,
+        "scannedAt": state.scanned_at.isoformat() if state.scanned_at else None,
+        "databaseVersion": state.db_version,
+        "maxSeverity": severity_name(state.max_severity),
+        "total": state.total,
+        "fixable": state.fixable,
+        "totalScore": state.score,
+    }
+    if output == "json":
+        items = [
+            {
+                "id": row.vulnerability_id,
+                "severity": severity_name(row.severity),
+                "score": row.score,
+                "fixable": row.fixable,
+                "aliases": list(row.aliases),
+                "packages": [
+                    {
+                        "name": m.get("package"),
+                        "purl": m.get("purl"),
+                        "installed": m.get("installed_version"),
+                        "fixed": m.get("fixed_version") or None,
+                    }
+                    for m in row.matches
+                ],
+            }
+            for row in result.rows
+        ]
+        typer.echo(json.dumps({**summary, "vulnerabilities": items}, indent=2))
+        return
+    _print_findings(summary, result.rows)
+
+
+def _print_findings(summary: dict[str, Any], rows: list[Any]) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from cargobay.services.scan_results import severity_name
+
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: no truncated versions
+    console.print(f"{summary['image']}", highlight=False, soft_wrap=True)
+    console.print(
+        f"status {summary['status']}, scanned {summary['scannedAt'] or 'never'} (database version "
+        f"{summary['databaseVersion']}): {summary['total']} vulnerabilities, {summary['fixable']} fixable, "
+        f"highest {summary['maxSeverity']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not rows:
+        return
+    table = Table(show_lines=False)
+    for column in ("VULNERABILITY", "SEVERITY", "SCORE", "PACKAGE", "INSTALLED", "FIXED"):
+        table.add_column(column, overflow="fold")
+    ordered = sorted(rows, key=lambda r: (-r.severity, -(r.score or 0.0), r.vulnerability_id))
+    for row in ordered:
+        for i, match in enumerate(row.matches):
+            table.add_row(
+                row.vulnerability_id if i == 0 else "",
+                (severity_name(row.severity) or "") if i == 0 else "",
+                (f"{row.score:.1f}" if row.score is not None else "") if i == 0 else "",
+                str(match.get("package", "")),
+                str(match.get("installed_version", "")),
+                str(match.get("fixed_version") or "-"),
+            )
+    console.print(table)
 
 
 T = TypeVar("T")

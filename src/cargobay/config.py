@@ -5,10 +5,29 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+OSV_BUCKET = "https://osv-vulnerabilities.storage.googleapis.com"
+# The OSV ecosystems whose versions the matcher can order (scanning/versions.py), as osv.dev names
+# its per-ecosystem dumps.
+VULNDB_ECOSYSTEMS = (
+    "Debian",
+    "Ubuntu",
+    "Alpine",
+    "Wolfi",
+    "Chainguard",
+    "Red Hat",
+    "Rocky Linux",
+    "AlmaLinux",
+    "PyPI",
+    "npm",
+    "Go",
+    "Maven",
+    "crates.io",
+)
 
 
 class Settings(BaseSettings):
@@ -60,6 +79,26 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
     job_concurrency: int = Field(2, ge=1, le=64, description="jobs one worker process runs at once")
     job_grace_seconds: float = Field(10.0, ge=0, description="on stop, running jobs get this long to finish")
+    vulndb_url: str = Field(OSV_BUCKET, description="where `vulndb sync` fetches {ecosystem}/all.zip from")
+    vulndb_ecosystems: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(VULNDB_ECOSYSTEMS),
+        description="the OSV ecosystems `vulndb sync` fetches (comma-separated or a JSON list)",
+    )
+    vulndb_sync_seconds: float = Field(
+        0, ge=0, description="sync the vulnerability database this often in the background (0: never)"
+    )
+
+    @field_validator("vulndb_ecosystems", mode="before")
+    @classmethod
+    def _split_ecosystems(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -28,10 +28,13 @@ from cargobay.services.keys import DataKeys, activate, open_master_key_file, sig
 from cargobay.services.manifests import ManifestService
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
+from cargobay.services.scanning import ScanService
 from cargobay.services.stats import PullRecorder
 from cargobay.services.tenancy import Tenancy
 from cargobay.services.tokens import TokenService
 from cargobay.services.uploads import UploadService
+from cargobay.services.vulndb import VulnerabilityDatabase
+from cargobay.services.vulnerabilities import VulnerabilityService
 from cargobay.storage.base import BlobStore
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
@@ -54,6 +57,9 @@ class Services:
     manifests: ManifestService
     catalog: Catalog
     pulls: PullRecorder
+    vulndb: VulnerabilityDatabase
+    scans: ScanService
+    vulnerabilities: VulnerabilityService
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ def assemble(
 ) -> Runtime:
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
     auth = build_auth(settings, db, master_keys)
+    vulndb = VulnerabilityDatabase(db)
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
@@ -161,6 +168,9 @@ def assemble(
         manifests=ManifestService(db, sealer),
         catalog=Catalog(db),
         pulls=PullRecorder(db),
+        vulndb=vulndb,
+        scans=ScanService(db, store, sealer, vulndb),
+        vulnerabilities=VulnerabilityService(db, vulndb),
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

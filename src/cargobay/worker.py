@@ -26,8 +26,10 @@ from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
 from cargobay.jobs.scheduler import Periodic, Scheduler, Weekly
 from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
+from cargobay.services import scan_jobs
 from cargobay.services.api_tokens import delete_expired_api_tokens
 from cargobay.services.tokens import delete_expired_tokens
+from cargobay.services.vulndb import RESCAN_JOB, SYNC_JOB
 
 log = get_logger("cargobay.worker")
 
@@ -68,17 +70,25 @@ def build_jobs(runtime: Runtime) -> JobSet:
     async def prune_jobs(job: ClaimedJob) -> dict[str, Any]:
         return {"deleted": await db.write(queue.prune)}
 
+    periodic = [
+        Periodic("uploads.expire", every=upload_expiry_interval(settings.upload_expiry_seconds)),
+        Periodic("tokens.expire", every=60),
+        Periodic("jobs.prune", every=3600),
+        # Safety nets: manifests never queued (stored before an upgrade, or a lost enqueue), and
+        # database changes a rescan has not covered (an import whose rescan job was pruned).
+        Periodic(scan_jobs.BACKLOG_JOB, every=300),
+        Periodic(RESCAN_JOB, every=3600),
+    ]
+    if settings.vulndb_sync_seconds > 0:
+        periodic.append(Periodic(SYNC_JOB, every=settings.vulndb_sync_seconds, max_attempts=2))
     return JobSet(
         handlers={
             "uploads.expire": expire_uploads,
             "tokens.expire": expire_tokens,
             "jobs.prune": prune_jobs,
+            **scanning_jobs(runtime),
         },
-        periodic=[
-            Periodic("uploads.expire", every=upload_expiry_interval(settings.upload_expiry_seconds)),
-            Periodic("tokens.expire", every=60),
-            Periodic("jobs.prune", every=3600),
-        ],
+        periodic=periodic,
     )
 
 
@@ -100,6 +110,60 @@ def _log_failure(event: str, **fields: Any) -> None:
     if _quiet_until.get(event, 0.0) <= now:
         _quiet_until[event] = now + 30
         log.warning(event, fault=fault.value, error=f"{type(error).__name__}: {str(error)[:200]}", **fields)
+
+
+def scanning_jobs(runtime: Runtime) -> dict[str, Handler]:
+    """Vulnerability scanning: scans, rescans after database updates, SBOMs and the database sync."""
+    settings = runtime.settings
+    scans = runtime.services.scans
+    vulndb = runtime.services.vulndb
+
+    async def scan_manifest(job: ClaimedJob) -> dict[str, Any]:
+        manifest_id = int(job.payload["manifest_id"])
+        try:
+            return (await scans.scan(manifest_id)).to_json()
+        except Exception as exc:
+            if job.attempts >= job.max_attempts:  # the last attempt: show Unknown with a scan time
+                await scans.mark_failed(manifest_id, f"scan failed: {type(exc).__name__}: {exc}")
+            raise
+
+    async def scan_registry(job: ClaimedJob) -> dict[str, Any]:
+        return {"queued": await scans.queue_registry(str(job.payload["registry_id"]))}
+
+    async def scan_backlog(job: ClaimedJob) -> dict[str, Any]:
+        return {"queued": await scans.queue_registry(None)}
+
+    async def build_sbom(job: ClaimedJob) -> dict[str, Any]:
+        payload = job.payload
+        built = await scans.build_sbom(
+            str(payload["registry_id"]), str(payload["digest"]), str(payload["name"])
+        )
+        return {"built": built}
+
+    async def rescan(job: ClaimedJob) -> dict[str, Any]:
+        return (await scans.rescan()).to_json()
+
+    async def sync(job: ClaimedJob) -> dict[str, Any]:
+        report = await asyncio.to_thread(
+            vulndb.sync, settings.vulndb_url, settings.vulndb_ecosystems, settings.data_dir / "tmp"
+        )
+        if report.failed and not report.fetched and not report.unchanged:
+            raise RuntimeError(f"vulnerability database sync failed: {report.failed}")
+        return {
+            "fetched": report.fetched,
+            "unchanged": report.unchanged,
+            "failed": report.failed,
+            "version": report.imported.version if report.imported else None,
+        }
+
+    return {
+        scan_jobs.SCAN_JOB: scan_manifest,
+        scan_jobs.REGISTRY_JOB: scan_registry,
+        scan_jobs.BACKLOG_JOB: scan_backlog,
+        scan_jobs.SBOM_JOB: build_sbom,
+        RESCAN_JOB: rescan,
+        SYNC_JOB: sync,
+    }
 
 
 def new_worker_id() -> str:

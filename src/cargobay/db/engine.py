@@ -214,6 +214,11 @@ class RawTx:
         """A statement without rows; returns how many rows it changed."""
         return int(self._execute(sql, params).rowcount)
 
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement for each parameter tuple (executemany)."""
+        if rows:
+            self._cursor.executemany(sql if self.is_sqlite else _pyformat(sql), rows)
+
     def timestamp(self, value: datetime) -> Any:
         return self._bind_timestamp(value)
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -34,6 +37,11 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table: bulk statements on it skip the ORM's per-row bookkeeping."""
+    return cast(Table, model.__table__)
 
 
 class Contract(Base):
@@ -178,6 +186,7 @@ class Repository(Base):
         Index("ix_repositories_last_pull", "registry_id", "last_pulled_at", "name"),
         Index("ix_repositories_pulls", "registry_id", "pull_count", "name"),
         Index("ix_repositories_pushes", "registry_id", "push_count", "name"),
+        Index("ix_repositories_severity", "registry_id", "last_severity", "name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -188,6 +197,10 @@ class Repository(Base):
     pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
     last_pushed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_pulled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The last pushed artifact (referrers aside) and its highest severity rank (see Manifest), kept in
+    # step by the push path and by scans; NULL until that artifact has a result.
+    last_manifest_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_severity: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 class Blob(Base):
@@ -239,6 +252,17 @@ class Manifest(Base):
         Index("ix_manifests_repository_pull", "repository_id", "pulled_at", "id"),
         Index("ix_manifests_repository_pulls", "repository_id", "pull_count", "id"),
         Index("ix_manifests_repository_pushes", "repository_id", "push_count", "id"),
+        # vulnerability scanning: manifests of an inventory, and the artifact list orders on scan results
+        Index("ix_manifests_registry_digest", "registry_id", "digest"),
+        Index("ix_manifests_scan_status", "scan_status", "registry_id"),
+        Index("ix_manifests_registry_scan", "registry_id", "scanned_at", "id"),
+        Index("ix_manifests_registry_vulns", "registry_id", "vuln_total_count", "id"),
+        Index("ix_manifests_registry_fixable", "registry_id", "vuln_fixable_count", "id"),
+        Index("ix_manifests_repository_scan", "repository_id", "scanned_at", "id"),
+        Index("ix_manifests_repository_severity", "repository_id", "vuln_max_severity", "id"),
+        Index("ix_manifests_repository_score", "repository_id", "vuln_total_score", "id"),
+        Index("ix_manifests_repository_vulns", "repository_id", "vuln_total_count", "id"),
+        Index("ix_manifests_repository_fixable", "repository_id", "vuln_fixable_count", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -255,6 +279,17 @@ class Manifest(Base):
     pulled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     push_count: Mapped[int] = mapped_column(BigInteger, default=0)
     pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Vulnerability scanning (services/scanning.py). ``scan_status``: NULL never queued (scanning off),
+    # pending, scanned, failed (an image that cannot be read), unsupported (not an image), skipped (a
+    # repository name the scanner refuses). The summary columns are NULL until a scan has counted them;
+    # ``vuln_max_severity`` is a rank of scanning.severity.LEVELS (0 unknown .. 5 critical).
+    scan_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    scanned_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    scan_db_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    vuln_max_severity: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    vuln_total_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    vuln_fixable_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    vuln_total_score: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ManifestBlob(Base):
@@ -273,6 +308,8 @@ class ManifestChild(Base):
 
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
     child_digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+
+    __table_args__ = (Index("ix_manifest_children_child_digest", "child_digest"),)  # indexes of a child
 
 
 class Tag(Base):
@@ -334,3 +371,168 @@ class Job(Base):
         Index("ix_jobs_lease", "status", "lease_expires_at"),
         Index("ix_jobs_concurrency", "concurrency_key", "status"),
     )
+
+
+# -- vulnerability scanning ---------------------------------------------------------------------------
+#
+# The vulnerability database (OSV records) is global; everything derived from pushed content is kept per
+# registry (tenants never share a cache entry). Inventories and SBOMs are zlib-compressed JSON, sealed with
+# the registry's data key like manifest bodies.
+
+
+class Advisory(Base):
+    """One OSV record as imported (``body``: its JSON, zlib-compressed); upserted by id and ``modified``.
+
+    A withdrawn record stays (so an older copy is not imported again) but has no package rows.
+    """
+
+    __tablename__ = "advisories"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    modified: Mapped[datetime] = mapped_column()
+    published: Mapped[datetime | None] = mapped_column(nullable=True)
+    withdrawn: Mapped[datetime | None] = mapped_column(nullable=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdvisoryPackage(Base):
+    """The (ecosystem, normalised name) keys an advisory is looked up by: a match is an index range."""
+
+    __tablename__ = "advisory_packages"
+
+    ecosystem: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    advisory_id: Mapped[str] = mapped_column(
+        ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class AdvisoryAlias(Base):
+    """Every id an advisory answers to: its own, ``aliases``, ``upstream`` and the CVE it stands for."""
+
+    __tablename__ = "advisory_aliases"
+
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    advisory_id: Mapped[str] = mapped_column(
+        ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class AdvisoryChange(Base):
+    """A package key whose advisories changed; ``version`` is NULL until the import that wrote it ends
+    (the rescan re-matches inventories holding keys changed after its last run)."""
+
+    __tablename__ = "advisory_changes"
+    __table_args__ = (Index("ix_advisory_changes_key", "ecosystem", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    ecosystem: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(Text)
+
+
+class VulnDbState(Base):
+    """The vulnerability database's version (one row, id 1): bumped by every import that changed it."""
+
+    __tablename__ = "vulndb_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    rescanned_version: Mapped[int] = mapped_column(Integer, default=0)
+    advisories: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class VulnDbSource(Base):
+    """A dump ``vulndb sync`` fetches, with the validators for its next conditional request."""
+
+    __tablename__ = "vulndb_sources"
+
+    url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ScanLayer(Base):
+    """The inventory of one layer blob of a registry (scanning.LayerInventory JSON), read once."""
+
+    __tablename__ = "scan_layers"
+
+    registry_id: Mapped[str] = mapped_column(
+        ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScanInventory(Base):
+    """The merged inventory of an image manifest (by digest, per registry) and its CycloneDX SBOM."""
+
+    __tablename__ = "scan_inventories"
+
+    registry_id: Mapped[str] = mapped_column(
+        ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    sbom: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    packages: Mapped[int] = mapped_column(Integer, default=0)
+    os: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScanInventoryKey(Base):
+    """A lookup key of an inventory with the packages that have it: a database update re-matches these
+    packages only, found through the (ecosystem, name) index."""
+
+    __tablename__ = "scan_inventory_keys"
+    __table_args__ = (Index("ix_scan_inventory_keys_key", "ecosystem", "name"),)
+
+    registry_id: Mapped[str] = mapped_column(
+        ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+    ecosystem: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    packages: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class ScanFinding(Base):
+    """One vulnerability of one artifact (its id: the CVE when there is one, else the advisory id).
+
+    ``detail`` holds the per-package matches it stands for; ``severity`` is a rank as on Manifest.
+    """
+
+    __tablename__ = "scan_findings"
+    __table_args__ = (
+        UniqueConstraint("manifest_id", "vulnerability_id"),
+        Index("ix_scan_findings_search", "registry_id", "vulnerability_id", "manifest_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    registry_id: Mapped[str] = mapped_column(String(36))
+    vulnerability_id: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[int] = mapped_column(SmallInteger)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fixable: Mapped[bool] = mapped_column(Boolean)
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    package_keys: Mapped[str] = mapped_column(Text)  # "ecosystem<TAB>name" lines of its matches
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ScanFindingAlias(Base):
+    """The other ids of a finding (DSA, GHSA, DEBIAN-CVE…), so a search by any of them finds it."""
+
+    __tablename__ = "scan_finding_aliases"
+    __table_args__ = (Index("ix_scan_finding_aliases_search", "registry_id", "alias", "manifest_id"),)
+
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    vulnerability_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    registry_id: Mapped[str] = mapped_column(String(36))

@@ -13,5 +13,6 @@ The integration (job, cache, database) calls, per manifest::
 ``read_layer`` never raises for bad input: damage is reported in ``LayerInventory.errors`` and
 unusable files in ``FileFacts.skipped``. ``LayerInventory.from_json`` / ``ImageInventory.from_json``
 raise ``InventoryFormatError`` for a cache of another format version: read the layer again.
-This package imports nothing from the rest of Cargobay.
+``osvfiles`` reads OSV documents from the files, folders and ``all.zip`` dumps it is given (the only
+module here that opens paths). This package imports nothing from the rest of Cargobay.
 """

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Manifest
-from cargobay.db.queries import manifests, repositories
+from cargobay.db.queries import manifests, repositories, scans
 from cargobay.db.queries.manifests import StoredManifest
 from cargobay.db.queries.registries import add_storage
 from cargobay.db.types import utcnow
@@ -18,6 +18,7 @@ from cargobay.domain.digests import Digest, is_digest
 from cargobay.domain.errors import DigestMismatch, ManifestBlobUnknown, ManifestChildUnknown
 from cargobay.domain.manifests import ParsedManifest, parse_manifest
 from cargobay.domain.names import check_tag
+from cargobay.services import scan_jobs
 from cargobay.storage.base import IntegrityError
 from cargobay.storage.sealing import Sealer
 
@@ -115,6 +116,8 @@ class ManifestService:
                 return False
             manifests.delete_manifest(session, manifest)
             add_storage(RawTx.of(session), registry_id, -manifest.size)
+            if repo.last_manifest_id == manifest.id:
+                scans.recompute_last_pushed(session, repo.id)
             return True
 
         if is_digest(reference):
@@ -202,6 +205,15 @@ def _store_manifest(
     for tag in applied:
         manifests.set_tag(session, repository_id, tag, manifest.id, now)
     manifests.count_push(session, repository_id, now)
+    scan_jobs.on_push(
+        session,
+        registry_id,
+        repository,
+        repository_id,
+        manifest.id,
+        manifest.scan_status,
+        parsed.subject is not None,
+    )
     subject = str(parsed.subject.digest) if parsed.subject else None
     return PushResult(digest, subject, created, applied)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
@@ -31,6 +31,7 @@ from cargobay.logs import get_logger
 from cargobay.services import registries
 from cargobay.services.blobs import object_key
 from cargobay.services.ownership import require_manager, visible_registry
+from cargobay.services.scan_jobs import on_scanning_enabled
 from cargobay.storage.base import BlobStore
 
 log = get_logger("cargobay.registry_admin")
@@ -318,6 +319,9 @@ def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -
             raise InvalidInput(
                 "cannot be switched off once it is on", field="features.vulnerabilityScanning.enabled"
             )
+        session = object_session(registry)
+        if changes.vulnerability_scanning and not registry.vulnerability_scanning and session is not None:
+            on_scanning_enabled(session, registry.id)  # scan what the registry already holds
         registry.vulnerability_scanning = changes.vulnerability_scanning
     if changes.schedule is not UNSET and changes.schedule != _schedule_of(registry):
         # Garbage collection counts the windows since then: the ones before the change are not missed.

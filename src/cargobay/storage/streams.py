@@ -12,6 +12,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from cargobay.storage.base import Chunk
+
 T = TypeVar("T")
 B = TypeVar("B", bound=bytes | memoryview)
 
@@ -237,3 +239,58 @@ def file_chunks(path: str, offset: int, length: int | None, chunk: int = CHUNK) 
             if remaining is not None:
                 remaining -= len(data)
             yield data
+
+
+class BlockingReader:
+    """A blocking, read-once file over an async chunk stream, for code that runs in a worker thread
+    (a layer parser fed from the blob store): each refill runs one step of the stream on the event
+    loop and waits for it, so the stream is read exactly as fast as the thread consumes it.
+
+    ``read`` returns copies; a chunk is held only until the next refill. Never call it on the loop.
+    """
+
+    def __init__(self, chunks: AsyncIterator[Chunk], loop: asyncio.AbstractEventLoop) -> None:
+        self._chunks = chunks
+        self._loop = loop
+        self._view = memoryview(b"")
+        self._ended = False
+        self.bytes_read = 0
+
+    async def _step(self) -> Chunk | None:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def _refill(self) -> bool:
+        while not self._ended and not self._view:
+            chunk = asyncio.run_coroutine_threadsafe(self._step(), self._loop).result()
+            if chunk is None:
+                self._ended = True
+            else:
+                self._view = memoryview(chunk)
+        return bool(self._view)
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            parts = []
+            while self._refill():
+                parts.append(bytes(self._view))
+                self.bytes_read += len(self._view)
+                self._view = memoryview(b"")
+            return b"".join(parts)
+        if size == 0 or not self._refill():
+            return b""
+        out = bytes(self._view[:size])
+        self._view = self._view[len(out) :]
+        self.bytes_read += len(out)
+        return out
+
+    def close(self) -> None:
+        """Stop the stream (from the worker thread) when the reader is left before its end."""
+        self._view = memoryview(b"")
+        if not self._ended:
+            self._ended = True
+            close = getattr(self._chunks, "aclose", None)
+            if close is not None:
+                asyncio.run_coroutine_threadsafe(close(), self._loop).result()
