@@ -156,11 +156,12 @@ def assemble(
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
     auth = build_auth(settings, db, master_keys)
     vulndb = VulnerabilityDatabase(db)
+    vulnerabilities = VulnerabilityService(db, vulndb)
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
         repositories=RepositoryAdmin(db),
-        artifacts=ArtifactService(db),
+        artifacts=ArtifactService(db, vulnerabilities),
         api_tokens=ApiTokenService(db, auth.management_tokens),
         tenancy=Tenancy(db),
         blobs=BlobService(db, store),
@@ -170,7 +171,7 @@ def assemble(
         pulls=PullRecorder(db),
         vulndb=vulndb,
         scans=ScanService(db, store, sealer, vulndb),
-        vulnerabilities=VulnerabilityService(db, vulndb),
+        vulnerabilities=vulnerabilities,
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

@@ -1,14 +1,12 @@
-"""Artifacts (manifests by digest) and their vulnerabilities, as the management API shows them.
-
-No scanner exists yet: vulnerability lists are empty, vulnerability metadata of an artifact is null
-(last scan, max severity) or 0 (counts, score), and a vulnerability filter matches nothing.
+"""Artifacts (manifests by digest) and their vulnerabilities, as the management API and the console show
+them: each artifact with its scan summary (NULL fields until a scan counted them), its findings, and the
+registry's artifacts affected by one vulnerability id or alias.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +20,8 @@ from cargobay.domain.digests import Digest
 from cargobay.domain.errors import InvalidDigest, InvalidInput, NotFound
 from cargobay.domain.listing import Page, Position
 from cargobay.services.ownership import visible_registry
+from cargobay.services.scan_results import severity_name
+from cargobay.services.vulnerabilities import FindingQuery, VulnerabilityService, VulnerabilityView
 
 MAX_VULNERABILITY_ID = 64
 
@@ -40,6 +40,13 @@ class ArtifactView:
     pulled_at: datetime | None
     push_count: int
     pull_count: int
+    # None until scanning queued it; then pending, scanned, failed, unsupported or skipped
+    scan_status: str | None = None
+    scanned_at: datetime | None = None
+    max_severity: str | None = None  # a name of scanning.severity.LEVELS; None until scanned
+    vulnerability_count: int | None = None
+    fixable_count: int | None = None
+    total_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,12 @@ def _view(registry: Registry, row: ArtifactRow) -> ArtifactView:
         pulled_at=row.pulled_at,
         push_count=row.push_count,
         pull_count=row.pull_count,
+        scan_status=row.scan_status,
+        scanned_at=row.scanned_at,
+        max_severity=severity_name(row.vuln_max_severity),
+        vulnerability_count=row.vuln_total_count,
+        fixable_count=row.vuln_fixable_count,
+        total_score=row.vuln_total_score,
     )
 
 
@@ -110,18 +123,23 @@ def _repository_id(session: Session, registry_id: str, name: str) -> int:
 
 
 class ArtifactService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, vulnerabilities: VulnerabilityService) -> None:
         self.db = db
+        self.findings = vulnerabilities
 
     async def in_registry(
         self, actor: UserPrincipal, registry_id: str, query: ArtifactQuery
     ) -> Page[ArtifactView]:
         def work(session: Session) -> Page[ArtifactView]:
             registry = visible_registry(session, actor, registry_id)
-            if query.vulnerability_id is not None:
-                return Page([], False, None)  # no artifact has known vulnerabilities until scanning exists
             rows, keys = artifacts.page_in_registry(
-                session, registry_id, _ordering(query), query.offset, query.limit, query.after
+                session,
+                registry_id,
+                _ordering(query),
+                query.offset,
+                query.limit,
+                query.after,
+                query.vulnerability_id,
             )
             return Page(_views(registry, rows), keys.more, keys.next)
 
@@ -143,22 +161,32 @@ class ArtifactService:
     async def get(self, actor: UserPrincipal, registry_id: str, repository: str, digest: str) -> ArtifactView:
         def work(session: Session) -> ArtifactView:
             registry = visible_registry(session, actor, registry_id)
-            repository_id = _repository_id(session, registry_id, repository)
-            row = artifacts.by_digest(session, repository_id, digest)
-            if row is None:
-                raise NotFound(
-                    "artifact", digest, f"artifact {digest} not found in repository {repository!r}"
-                )
-            return _view(registry, row)
+            return _view(registry, _artifact(session, registry_id, repository, digest))
 
         return await self.db.read(work)
 
     async def vulnerabilities(
         self, actor: UserPrincipal, registry_id: str, repository: str, digest: str, query: VulnerabilityQuery
-    ) -> Page[Any]:
-        """The artifact's known vulnerabilities: none until scanning exists (404 if no such artifact)."""
-        await self.get(actor, registry_id, repository, digest)
-        return Page([], False, None)
+    ) -> Page[VulnerabilityView]:
+        """One page of the artifact's findings (empty until it is scanned; 404 if no such artifact)."""
+
+        def work(session: Session) -> Page[VulnerabilityView]:
+            visible_registry(session, actor, registry_id)
+            row = _artifact(session, registry_id, repository, digest)
+            wanted = FindingQuery(
+                query.offset, query.limit, query.order, query.descending, query.severities, query.fixable
+            )
+            items, more = self.findings.page(session, row.id, wanted)
+            return Page(items, more, None)
+
+        return await self.db.read(work)
+
+
+def _artifact(session: Session, registry_id: str, repository: str, digest: str) -> ArtifactRow:
+    row = artifacts.by_digest(session, _repository_id(session, registry_id, repository), digest)
+    if row is None:
+        raise NotFound("artifact", digest, f"artifact {digest} not found in repository {repository!r}")
+    return row
 
 
 def _ordering(query: ArtifactQuery) -> Ordering:

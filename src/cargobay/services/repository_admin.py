@@ -16,6 +16,7 @@ from cargobay.domain.errors import InvalidInput, NotFound
 from cargobay.domain.listing import Page, Position
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
 from cargobay.services.ownership import require_manager, visible_registry
+from cargobay.services.scan_results import severity_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class RepositoryView:
     push_count: int
     last_pulled_at: datetime | None
     last_pushed_at: datetime | None
-    last_severity: str | None  # filled in by vulnerability scanning (a later issue)
+    last_severity: str | None  # of the last pushed artifact, once scanned (scanning.severity.LEVELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def _view(registry: Registry, row: Repository, artifacts: int) -> RepositoryView
         push_count=int(row.push_count),
         last_pulled_at=row.last_pulled_at,
         last_pushed_at=row.last_pushed_at,
-        last_severity=None,
+        last_severity=severity_name(row.last_severity),
     )
 
 

@@ -1,5 +1,8 @@
 """Artifacts (manifests by digest) as the management API lists them: pages in an indexed order, without
-the manifest bodies, and the tags of a page's manifests."""
+the manifest bodies, with their scan summaries and the tags of a page's manifests.
+
+The search by vulnerability id scopes a registry's list to the manifests the findings index names
+(``findings.affected_manifests``: two index ranges), never a walk over the registry's artifacts."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.models import Manifest, Repository, Tag
 from cargobay.db.queries import keyset
+from cargobay.db.queries.findings import affected_manifests
 from cargobay.db.queries.keyset import Keys, Ordering
 from cargobay.domain.listing import Position
 
@@ -29,29 +33,50 @@ class ArtifactRow:
     push_count: int
     pull_count: int
     tags: tuple[str, ...]
+    scan_status: str | None = None
+    scanned_at: datetime | None = None
+    vuln_max_severity: int | None = None  # a rank of scanning.severity.LEVELS
+    vuln_total_count: int | None = None
+    vuln_fixable_count: int | None = None
+    vuln_total_score: float | None = None
 
 
-# Each key is served by the indexes (registry_id, key, id) and (repository_id, key, id) of models.py.
+# Each key is served by the indexes (repository_id, key, id) of models.py, and by (registry_id, key, id)
+# for the keys a registry's list orders by (not vulnMaxSeverity nor vulnTotalScore). The scan keys are
+# NULL until an artifact has a result: those sort last.
 _KEYS: dict[str, tuple[Any, bool]] = {
     "pullCount": (Manifest.pull_count, False),
     "pushCount": (Manifest.push_count, False),
     "lastPush": (Manifest.pushed_at, False),
     "lastPull": (Manifest.pulled_at, True),
+    "lastScan": (Manifest.scanned_at, True),
+    "vulnMaxSeverity": (Manifest.vuln_max_severity, True),
+    "vulnTotalScore": (Manifest.vuln_total_score, True),
+    "vulnTotalCount": (Manifest.vuln_total_count, True),
+    "vulnFixableCount": (Manifest.vuln_fixable_count, True),
 }
 
 
 def ordering(order: str, descending: bool) -> Ordering:
-    """Orders on data that exists; the scan-based keys (lastScan, vuln*) have no data yet: id order."""
-    key, nullable = _KEYS.get(order, (Manifest.id, False))
+    key, nullable = _KEYS[order]
     return Ordering(key, Manifest.id, descending, nullable)
 
 
 def page_in_registry(
-    session: Session, registry_id: str, order: Ordering, offset: int, limit: int, after: Position | None
+    session: Session,
+    registry_id: str,
+    order: Ordering,
+    offset: int,
+    limit: int,
+    after: Position | None,
+    vulnerability_id: str | None = None,
 ) -> tuple[list[ArtifactRow], Keys]:
-    keys = keyset.page(
-        session, [Manifest.registry_id == registry_id], order, offset=offset, limit=limit, after=after
-    )
+    """A page of the registry's artifacts; with ``vulnerability_id``, of those with a finding of that
+    id or alias only."""
+    scope: list[Any] = [Manifest.registry_id == registry_id]
+    if vulnerability_id is not None:
+        scope.append(Manifest.id.in_(affected_manifests(registry_id, vulnerability_id)))
+    keys = keyset.page(session, scope, order, offset=offset, limit=limit, after=after)
     return by_ids(session, [row[1] for row in keys.rows]), keys
 
 
@@ -81,6 +106,12 @@ def by_ids(session: Session, ids: list[int]) -> list[ArtifactRow]:
                 Manifest.pulled_at,
                 Manifest.push_count,
                 Manifest.pull_count,
+                Manifest.scan_status,
+                Manifest.scanned_at,
+                Manifest.vuln_max_severity,
+                Manifest.vuln_total_count,
+                Manifest.vuln_fixable_count,
+                Manifest.vuln_total_score,
             )
             .join(Repository, Repository.id == Manifest.repository_id)
             .where(Manifest.id.in_(ids))
@@ -123,4 +154,10 @@ def _row(row: Any, tags: tuple[str, ...]) -> ArtifactRow:
         push_count=int(row.push_count),
         pull_count=int(row.pull_count),
         tags=tags,
+        scan_status=row.scan_status,
+        scanned_at=row.scanned_at,
+        vuln_max_severity=row.vuln_max_severity,
+        vuln_total_count=row.vuln_total_count,
+        vuln_fixable_count=row.vuln_fixable_count,
+        vuln_total_score=row.vuln_total_score,
     )
