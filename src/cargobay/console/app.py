@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cargobay import observability, outages
 from cargobay.console.context import SECURITY_HEADERS, Console, console_of, console_url, redirect
 from cargobay.console.forms import FormTooLarge, NotAForm, status_of
-from cargobay.console.pages import registries, repositories, signin, tokens
+from cargobay.console.pages import registries, repositories, signin, tokens, vulnerabilities
 from cargobay.console.sessions import BadFormToken, Sessions, SignInRequired
 from cargobay.domain.errors import DomainError
 from cargobay.logs import get_logger
@@ -63,7 +63,9 @@ def _routes() -> list[BaseRoute]:
         Route(registry + "/tokens/{tid}", tokens.token_page, methods=["GET"]),
         Route(registry + "/tokens/{tid}", tokens.save_token, methods=["POST"]),
         Route(registry + "/tokens/{tid}/delete", tokens.delete_token, methods=["POST"]),
-        Route(repository + "/-/artifacts/{digest}", repositories.artifact_page, methods=["GET"]),
+        Route(registry + "/vulnerabilities", vulnerabilities.vulnerability_search, methods=["GET"]),
+        Route(registry + "/vulnerabilities/{vid}", vulnerabilities.vulnerability_search, methods=["GET"]),
+        Route(repository + "/-/artifacts/{digest}", vulnerabilities.artifact_page, methods=["GET"]),
         Route(repository + "/-/delete", repositories.delete_repository, methods=["POST"]),
         Route(repository, repositories.repository_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -1,5 +1,5 @@
-"""A registry's repositories (its main page), a repository's artifacts, one artifact, and deleting a
-repository: the repository and artifact services, as the management API lists them."""
+"""A registry's repositories (its main page), a repository's artifacts, and deleting a repository: the
+repository and artifact services, as the management API lists them (one artifact: ``vulnerabilities``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.responses import Response
 from cargobay.console.context import console_of, console_url, redirect
 from cargobay.console.paging import PER_PAGE, Pager, offset, per_page
 from cargobay.domain.errors import InvalidInput
-from cargobay.services.artifacts import ArtifactQuery, check_digest
+from cargobay.services.artifacts import ArtifactQuery
 from cargobay.services.repository_admin import RepositoryQuery, check_repository_name
 
 # (orderBy key, descending) of each choice of the "Sort by" menu, as the management API names them.
@@ -77,22 +77,6 @@ async def repository_page(request: Request) -> Response:
         "per_page_choices": PER_PAGE,
     }
     return await console.render(request, session, "repository.html", context)
-
-
-async def artifact_page(request: Request) -> Response:
-    console = console_of(request)
-    session = await console.session(request)
-    view = await console.services.registries.get(session.principal, request.path_params["rid"])
-    name = check_repository_name(request.path_params["name"], "repository")
-    digest = check_digest(request.path_params["digest"])
-    artifact = await console.services.artifacts.get(session.principal, view.id, name, digest)
-    context = {
-        "registry": view,
-        "hostname": console.hostname(request, view),
-        "tab": "repositories",
-        "artifact": artifact,
-    }
-    return await console.render(request, session, "artifact.html", context)
 
 
 async def delete_repository(request: Request) -> Response:
