@@ -7,41 +7,27 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import REGISTRY, Seeded
-from tests.support.browser import PHONE, screenshot, sign_in
+from tests.support.browser import fits_phone, phone_page, screenshot, sign_in
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def phone(browser: Browser, seeded: Seeded) -> Page:
-    context = browser.new_context(viewport=PHONE, base_url=seeded.url, is_mobile=True, has_touch=True)
-    context.set_default_timeout(15_000)
-    return context.new_page()
-
-
-def _fits(page: Page) -> bool:
-    """Nothing but a table (which scrolls inside its own box) reaches past the screen's right edge."""
-    wider = page.evaluate(
-        """width => Array.from(document.querySelectorAll("body *"))
-            .filter(e => !e.closest(".table-wrap") && e.getBoundingClientRect().right > width + 1)
-            .map(e => e.outerHTML.slice(0, 80))""",
-        PHONE["width"],
-    )
-    assert not wider, wider
-    return page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    return phone_page(browser, seeded.url)
 
 
 def test_pages_fit_a_phone_screen(phone: Page, seeded: Seeded) -> None:
     sign_in(phone, seeded.url, seeded.owner)
-    assert _fits(phone)
+    assert fits_phone(phone)
     screenshot(phone, "phone-registries")
     phone.get_by_role("link", name=REGISTRY).click()
-    assert _fits(phone)  # the table scrolls inside its own box, the page does not
+    assert fits_phone(phone)  # the table scrolls inside its own box, the page does not
     screenshot(phone, "phone-repositories")
     phone.get_by_role("link", name="Properties").click()
-    assert _fits(phone)
+    assert fits_phone(phone)
     phone.goto(f"/console/registries/{seeded.registry_id}/tokens/new")
-    assert _fits(phone)
+    assert fits_phone(phone)
     screenshot(phone, "phone-token-new")
     phone.context.close()
 

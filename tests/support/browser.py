@@ -71,3 +71,21 @@ def csrf(page: Page) -> str:
     value = page.locator("input[name=csrf]").first.get_attribute("value")
     assert value
     return value
+
+
+def phone_page(browser: Browser, base_url: str) -> Page:
+    context = browser.new_context(viewport=PHONE, base_url=base_url, is_mobile=True, has_touch=True)
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def fits_phone(page: Page) -> bool:
+    """Nothing but a table (which scrolls inside its own box) reaches past the screen's right edge."""
+    wider = page.evaluate(
+        """width => Array.from(document.querySelectorAll("body *"))
+            .filter(e => !e.closest(".table-wrap") && e.getBoundingClientRect().right > width + 1)
+            .map(e => e.outerHTML.slice(0, 80))""",
+        PHONE["width"],
+    )
+    assert not wider, wider
+    return bool(page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"])
