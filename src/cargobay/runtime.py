@@ -156,12 +156,13 @@ def assemble(
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
     auth = build_auth(settings, db, master_keys)
     vulndb = VulnerabilityDatabase(db)
+    scans = ScanService(db, store, sealer, vulndb)
     vulnerabilities = VulnerabilityService(db, vulndb)
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
         repositories=RepositoryAdmin(db),
-        artifacts=ArtifactService(db, vulnerabilities),
+        artifacts=ArtifactService(db, vulnerabilities, scans),
         api_tokens=ApiTokenService(db, auth.management_tokens),
         tenancy=Tenancy(db),
         blobs=BlobService(db, store),
@@ -170,7 +171,7 @@ def assemble(
         catalog=Catalog(db),
         pulls=PullRecorder(db),
         vulndb=vulndb,
-        scans=ScanService(db, store, sealer, vulndb),
+        scans=scans,
         vulnerabilities=vulnerabilities,
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)

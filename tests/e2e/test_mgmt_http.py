@@ -479,6 +479,14 @@ def test_ids_names_digests_and_list_parameters_are_validated(http: httpx.Client)
     assert_error(http.get(vulns, params={"filter.fixable": "maybe"}), 400, "filter.fixable")
     assert_error(http.get(vulns, params={"orderBy": "name"}), 400, "orderBy")
     assert_error(http.get("/vulnerabilities/" + "C" * 65), 400, "vulnerabilityId")
+    assert_error(http.get(vulns, params={"orderBy": "-publishedAt", "filter.fixable": "true"}), 404, "app")
+    assert_error(http.get(vulns, params={"limit": 0}), 400, "limit")
+    assert_error(http.get(vulns, params={"offset": -1}), 400, "offset")
+    assert_error(http.get(vulns.replace(digest, "sha256:xyz")), 400, "digest")
+    artifacts = f"/registries/{rid}/artifacts"
+    assert_error(http.get(artifacts, params={"orderBy": "vulnTotalScore"}), 400, "orderBy")  # not here
+    assert_error(http.get(artifacts, params={"filter.vulnerabilityId": "CVE-1", "limit": 0}), 400, "limit")
+    assert http.get(artifacts, params={"filter.vulnerabilityId": "CVE-2024-0001"}).json()["items"] == []
     assert_error(http.get("/vulnerabilities/CVE-2024-0001"), 404, "CVE-2024-0001")
 
 

@@ -353,7 +353,8 @@ def test_repositories_artifacts_and_vulnerabilities(client: Client, server: Serv
     )
     assert one.type == "artifact" and one.properties.digest == second.digest
     assert one.properties.tags == ["v2"] and one.properties.repository_name == "team/app"
-    assert one.metadata.last_scanned_at is None and one.metadata.vuln_total_count == 0
+    # scanned or not yet (the job runs after the push): never a count of 0 without a scan behind it
+    assert one.metadata.last_scanned_at is not None or one.metadata.vuln_total_count is None
 
     vulnerabilities = artifacts.registries_repositories_artifacts_vulnerabilities_get(
         registry.id, "team/app", second.digest, filter_fixable=True, **client.bearer_only

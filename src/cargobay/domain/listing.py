@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -141,7 +142,7 @@ class Page(Generic[T]):
 
 
 _KEYSET = "k1:"
-_SCALARS = (int, str, type(None))
+_SCALARS = (int, float, str, type(None))  # float: the total score of artifacts
 
 
 def list_fingerprint(*parts: str | None) -> str:
@@ -190,6 +191,8 @@ def _decode_value(value: Any) -> Any:
         return datetime.fromisoformat(value["t"])
     if isinstance(value, bool) or not isinstance(value, _SCALARS):
         raise ValueError("not a key")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
     return value
 
 

@@ -14,6 +14,7 @@ from cargobay.services.registries import public_origin
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
 from cargobay.services.tokens import TokenService
+from cargobay.services.vulnerabilities import VulnerabilityService
 
 PREFIX = "/containerregistries"
 
@@ -26,6 +27,7 @@ class Management:
     repositories: RepositoryAdmin
     artifacts: ArtifactService
     api_tokens: ApiTokenService
+    vulnerabilities: VulnerabilityService
 
     def origin(self, request: Request) -> str:
         """``scheme://host[:port]`` as clients reach the server (``CARGOBAY_PUBLIC_URL`` wins)."""

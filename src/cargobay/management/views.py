@@ -10,9 +10,14 @@ from cargobay.management.schemas.content import (
     Artifact,
     ArtifactMetadata,
     ArtifactRead,
+    Purl,
     Repository,
     RepositoryMetadata,
     RepositoryRead,
+    Vulnerability,
+    VulnerabilityDataSource,
+    VulnerabilityMetadata,
+    VulnerabilityRead,
 )
 from cargobay.management.schemas.registries import (
     FeatureVulnerabilityScanning,
@@ -28,6 +33,7 @@ from cargobay.services.registries import hostname
 from cargobay.services.registry_admin import RegistryView
 from cargobay.services.repository_admin import RepositoryView
 from cargobay.services.tokens import TokenView
+from cargobay.services.vulnerabilities import VulnerabilityView
 
 
 def registry(m: Management, request: Request, view: RegistryView) -> RegistryResponse:
@@ -122,14 +128,39 @@ def artifact(m: Management, request: Request, view: ArtifactView) -> ArtifactRea
             resourceURN=urn(view.contract_number, view.location, *path),
             lastPushedAt=view.pushed_at,
             lastPulledAt=view.pulled_at,
-            lastScannedAt=None,
+            lastScannedAt=view.scanned_at,
             pushCount=view.push_count,
             pullCount=view.pull_count,
+            vulnMaxSeverity=view.max_severity,
+            vulnTotalScore=view.total_score,
+            vulnTotalCount=view.total_count,
+            vulnFixableCount=view.fixable_count,
         ),
         properties=Artifact(
             repositoryName=view.repository_name,
             digest=view.digest,
             tags=list(view.tags),
             mediaType=view.media_type,
+        ),
+    )
+
+
+def vulnerability(m: Management, request: Request, view: VulnerabilityView) -> VulnerabilityRead:
+    """An advisory, or a finding of an artifact (``affects`` then names the installed versions)."""
+    return VulnerabilityRead(
+        id=view.id,
+        href=m.href(request, "vulnerabilities", view.id),
+        metadata=VulnerabilityMetadata(
+            publishedAt=view.published_at or view.updated_at, updatedAt=view.updated_at
+        ),
+        properties=Vulnerability(
+            description=view.description,
+            recommendations=view.recommendations or None,
+            dataSource=VulnerabilityDataSource(id=view.data_source, url=view.data_source_url or None),
+            fixable=view.fixable,
+            affects=[Purl(type=a.type, name=a.name, version=a.version) for a in view.affects],
+            references=list(view.references),
+            severity=view.severity,
+            score=view.score,
         ),
     )

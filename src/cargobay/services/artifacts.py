@@ -1,6 +1,9 @@
-"""Artifacts (manifests by digest) and their vulnerabilities, as the management API and the console show
-them: each artifact with its scan summary (NULL fields until a scan counted them), its findings, and the
-registry's artifacts affected by one vulnerability id or alias.
+"""Artifacts (manifests by digest) and their vulnerabilities, as the management API shows them.
+
+An artifact's scan summary (last scan, highest severity, counts, total score) is null until a scan
+has a result, never 0: an artifact not scanned yet must not look clean. One that cannot be scanned
+(not an image, unreadable, a repository name the scanner refuses) has severity ``unknown`` and no
+counts. Its findings come from ``services.vulnerabilities``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry
-from cargobay.db.queries import artifacts, repositories
+from cargobay.db.queries import artifacts, repositories, scans
 from cargobay.db.queries.artifacts import ArtifactRow
 from cargobay.db.queries.keyset import Ordering
 from cargobay.domain.digests import Digest
@@ -21,6 +24,7 @@ from cargobay.domain.errors import InvalidDigest, InvalidInput, NotFound
 from cargobay.domain.listing import Page, Position
 from cargobay.services.ownership import visible_registry
 from cargobay.services.scan_results import severity_name
+from cargobay.services.scanning import ScanService
 from cargobay.services.vulnerabilities import FindingQuery, VulnerabilityService, VulnerabilityView
 
 MAX_VULNERABILITY_ID = 64
@@ -40,13 +44,27 @@ class ArtifactView:
     pulled_at: datetime | None
     push_count: int
     pull_count: int
-    # None until scanning queued it; then pending, scanned, failed, unsupported or skipped
-    scan_status: str | None = None
-    scanned_at: datetime | None = None
-    max_severity: str | None = None  # a name of scanning.severity.LEVELS; None until scanned
-    vulnerability_count: int | None = None
-    fixable_count: int | None = None
-    total_score: float | None = None
+    scanned_at: datetime | None
+    max_severity: str | None  # a name of scanning.severity.LEVELS
+    total_count: int | None
+    fixable_count: int | None
+    total_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """The scan of one artifact (an extension of the API): state, time, database version, inventory."""
+
+    digest: str
+    status: str | None  # None: never queued (scanning off), else scans.PENDING .. scans.SKIPPED
+    scanned_at: datetime | None
+    database_version: int | None
+    operating_system: str | None
+    packages: int | None
+    max_severity: str | None
+    total_count: int | None
+    fixable_count: int | None
+    total_score: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +75,6 @@ class ArtifactQuery:
     descending: bool
     vulnerability_id: str | None = None
     after: Position | None = None  # the previous page's last row (a keyset seek instead of offset)
-
-
-@dataclass(frozen=True, slots=True)
-class VulnerabilityQuery:
-    offset: int
-    limit: int
-    order: str
-    descending: bool
-    severities: frozenset[str] | None = None
-    fixable: bool | None = None
 
 
 def check_digest(value: str, field: str = "digest") -> str:
@@ -106,10 +114,9 @@ def _view(registry: Registry, row: ArtifactRow) -> ArtifactView:
         pulled_at=row.pulled_at,
         push_count=row.push_count,
         pull_count=row.pull_count,
-        scan_status=row.scan_status,
         scanned_at=row.scanned_at,
         max_severity=severity_name(row.vuln_max_severity),
-        vulnerability_count=row.vuln_total_count,
+        total_count=row.vuln_total_count,
         fixable_count=row.vuln_fixable_count,
         total_score=row.vuln_total_score,
     )
@@ -122,10 +129,18 @@ def _repository_id(session: Session, registry_id: str, name: str) -> int:
     return repository.id
 
 
+def _manifest(session: Session, registry_id: str, repository: str, digest: str) -> ArtifactRow:
+    row = artifacts.by_digest(session, _repository_id(session, registry_id, repository), digest)
+    if row is None:
+        raise NotFound("artifact", digest, f"artifact {digest} not found in repository {repository!r}")
+    return row
+
+
 class ArtifactService:
-    def __init__(self, db: Database, vulnerabilities: VulnerabilityService) -> None:
+    def __init__(self, db: Database, vulnerabilities: VulnerabilityService, scanner: ScanService) -> None:
         self.db = db
-        self.findings = vulnerabilities
+        self.vulnerability_views = vulnerabilities
+        self.scanner = scanner
 
     async def in_registry(
         self, actor: UserPrincipal, registry_id: str, query: ArtifactQuery
@@ -161,32 +176,58 @@ class ArtifactService:
     async def get(self, actor: UserPrincipal, registry_id: str, repository: str, digest: str) -> ArtifactView:
         def work(session: Session) -> ArtifactView:
             registry = visible_registry(session, actor, registry_id)
-            return _view(registry, _artifact(session, registry_id, repository, digest))
+            return _view(registry, _manifest(session, registry_id, repository, digest))
 
         return await self.db.read(work)
 
     async def vulnerabilities(
-        self, actor: UserPrincipal, registry_id: str, repository: str, digest: str, query: VulnerabilityQuery
+        self, actor: UserPrincipal, registry_id: str, repository: str, digest: str, query: FindingQuery
     ) -> Page[VulnerabilityView]:
-        """One page of the artifact's findings (empty until it is scanned; 404 if no such artifact)."""
+        """A page of the artifact's findings (none until it is scanned; 404 if no such artifact)."""
 
         def work(session: Session) -> Page[VulnerabilityView]:
             visible_registry(session, actor, registry_id)
-            row = _artifact(session, registry_id, repository, digest)
-            wanted = FindingQuery(
-                query.offset, query.limit, query.order, query.descending, query.severities, query.fixable
-            )
-            items, more = self.findings.page(session, row.id, wanted)
-            return Page(items, more, None)
+            row = _manifest(session, registry_id, repository, digest)
+            items, more = self.vulnerability_views.page(session, row.id, query)
+            return Page(items, more)
 
         return await self.db.read(work)
 
+    async def scan_report(
+        self, actor: UserPrincipal, registry_id: str, repository: str, digest: str
+    ) -> ScanReport:
+        def work(session: Session) -> ScanReport:
+            visible_registry(session, actor, registry_id)
+            row = _manifest(session, registry_id, repository, digest)
+            facts = scans.inventory_facts(session, registry_id, digest)
+            state = scans.state(session, row.id)
+            return ScanReport(
+                digest=digest,
+                status=row.scan_status,
+                scanned_at=row.scanned_at,
+                database_version=state.db_version if state else None,
+                operating_system=facts[0] if facts else None,
+                packages=facts[1] if facts else None,
+                max_severity=severity_name(row.vuln_max_severity),
+                total_count=row.vuln_total_count,
+                fixable_count=row.vuln_fixable_count,
+                total_score=row.vuln_total_score,
+            )
 
-def _artifact(session: Session, registry_id: str, repository: str, digest: str) -> ArtifactRow:
-    row = artifacts.by_digest(session, _repository_id(session, registry_id, repository), digest)
-    if row is None:
-        raise NotFound("artifact", digest, f"artifact {digest} not found in repository {repository!r}")
-    return row
+        return await self.db.read(work)
+
+    async def sbom(self, actor: UserPrincipal, registry_id: str, repository: str, digest: str) -> str:
+        """The artifact's CycloneDX JSON, once its scan and the SBOM job have run (404 before)."""
+
+        def work(session: Session) -> None:
+            visible_registry(session, actor, registry_id)
+            _manifest(session, registry_id, repository, digest)
+
+        await self.db.read(work)
+        text = await self.scanner.sbom(registry_id, digest)
+        if text is None:
+            raise NotFound("sbom", digest, f"artifact {digest} has no software bill of materials (yet)")
+        return text
 
 
 def _ordering(query: ArtifactQuery) -> Ordering:

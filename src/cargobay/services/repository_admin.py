@@ -17,6 +17,7 @@ from cargobay.domain.listing import Page, Position
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
 from cargobay.services.ownership import require_manager, visible_registry
 from cargobay.services.scan_results import severity_name
+from cargobay.services.vulnerabilities import severity_ranks
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class RepositoryView:
     push_count: int
     last_pulled_at: datetime | None
     last_pushed_at: datetime | None
-    last_severity: str | None  # of the last pushed artifact, once scanned (scanning.severity.LEVELS)
+    last_severity: str | None  # of the last pushed artifact; None until that artifact has a result
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class RepositoryAdmin:
                 query.order,
                 query.descending,
                 name_filter=query.name_filter,
-                nothing=query.severities is not None,  # nothing is scanned yet: no repository has a severity
+                severities=severity_ranks(query.severities, "filter.vulnerabilitySeverity"),
                 offset=query.offset,
                 limit=query.limit,
                 after=query.after,

@@ -1,3 +1,4 @@
+import base64
 from datetime import UTC
 
 import pytest
@@ -56,6 +57,7 @@ def test_foreign_cursors_are_refused(token: str) -> None:
 _KEYS = st.one_of(
     st.none(),
     st.integers(-(2**62), 2**62),
+    st.floats(allow_nan=False, allow_infinity=False),  # an artifact's total score
     st.text(max_size=80),
     st.datetimes(timezones=st.just(UTC)),
 )
@@ -75,7 +77,23 @@ def test_positions_round_trip_for_their_own_list_and_offset(
     assert listing.decode_position(token, listing.list_fingerprint("registries", "r"), offset) is None
 
 
-@pytest.mark.parametrize("token", ["garbage!", "bm90LWEtY3Vyc29y", listing.encode_cursor("name")])
+def _raw_token(key: str) -> str:
+    text = f'k1:["f",0,{key},1]'
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage!",
+        "bm90LWEtY3Vyc29y",
+        listing.encode_cursor("name"),
+        _raw_token("NaN"),
+        _raw_token("Infinity"),
+        _raw_token("true"),
+        _raw_token("[1]"),
+    ],
+)
 def test_tokens_that_are_not_positions_are_refused(token: str) -> None:
     with pytest.raises(InvalidInput, match=r"pagination\.token"):
         listing.decode_position(token, "f", 0)

@@ -18,12 +18,11 @@ from cargobay.domain.listing import parse_bool, parse_severities
 from cargobay.scanning.severity import LEVELS
 from cargobay.services.artifacts import (
     ArtifactQuery,
-    VulnerabilityQuery,
     check_digest,
     check_vulnerability_id,
 )
 from cargobay.services.repository_admin import check_repository_name
-from cargobay.services.vulnerabilities import VulnerabilityView
+from cargobay.services.vulnerabilities import FindingQuery, VulnerabilityView
 
 SEVERITY_CHOICES = tuple(reversed(LEVELS))  # critical first, unknown last
 # (orderBy key, descending) of each "Sort by" choice, as the management API names them.
@@ -62,9 +61,9 @@ class FindingFilters:
             raise InvalidInput(f"must be one of {', '.join(FINDING_ORDER_LABELS.values())}", field="sort by")
         return cls(tuple(s for s in SEVERITY_CHOICES if chosen and s in chosen), fixable, order)
 
-    def query(self, start: int, limit: int) -> VulnerabilityQuery:
+    def query(self, start: int, limit: int) -> FindingQuery:
         key, descending = FINDING_ORDERS[self.order]
-        return VulnerabilityQuery(
+        return FindingQuery(
             start,
             limit,
             key,
@@ -93,6 +92,7 @@ async def artifact_page(request: Request) -> Response:
     filters = FindingFilters.of(params)
     artifacts = console.services.artifacts
     artifact = await artifacts.get(session.principal, view.id, name, digest)
+    report = await artifacts.scan_report(session.principal, view.id, name, digest)
     query = filters.query(start, limit)
     page = await artifacts.vulnerabilities(session.principal, view.id, name, digest, query)
     context = {
@@ -100,6 +100,7 @@ async def artifact_page(request: Request) -> Response:
         "hostname": console.hostname(request, view),
         "tab": "repositories",
         "artifact": artifact,
+        "scan": report,
         "vulnerabilities": page.items,
         "pager": Pager(start, limit, len(page.items), page.more),
         "per_page_choices": PER_PAGE,

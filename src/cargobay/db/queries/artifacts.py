@@ -1,8 +1,11 @@
 """Artifacts (manifests by digest) as the management API lists them: pages in an indexed order, without
 the manifest bodies, with their scan summaries and the tags of a page's manifests.
 
-The search by vulnerability id scopes a registry's list to the manifests the findings index names
-(``findings.affected_manifests``: two index ranges), never a walk over the registry's artifacts."""
+The search by vulnerability id starts from the findings: the manifests with a finding of that id or
+alias are two index ranges (``findings.affected_manifests``). Up to ``SEARCH_LIST`` of them, their keys
+are read by primary key and the page is cut from them sorted (``keyset.page_of_few``); past that, the
+registry's order index is walked and each row checked against the (then dense) set. Either way no
+query walks all of a registry's artifacts for a rare vulnerability."""
 
 from __future__ import annotations
 
@@ -62,6 +65,9 @@ def ordering(order: str, descending: bool) -> Ordering:
     return Ordering(key, Manifest.id, descending, nullable)
 
 
+SEARCH_LIST = 1000
+
+
 def page_in_registry(
     session: Session,
     registry_id: str,
@@ -74,9 +80,19 @@ def page_in_registry(
     """A page of the registry's artifacts; with ``vulnerability_id``, of those with a finding of that
     id or alias only."""
     scope: list[Any] = [Manifest.registry_id == registry_id]
-    if vulnerability_id is not None:
-        scope.append(Manifest.id.in_(affected_manifests(registry_id, vulnerability_id)))
-    keys = keyset.page(session, scope, order, offset=offset, limit=limit, after=after)
+    if vulnerability_id is None:
+        keys = keyset.page(session, scope, order, offset=offset, limit=limit, after=after)
+    else:
+        hits = affected_manifests(registry_id, vulnerability_id)
+        ids = list(session.scalars(hits.limit(SEARCH_LIST + 1)))
+        if len(ids) <= SEARCH_LIST:
+            # by primary key alone: findings carry their manifest's registry, and a registry_id clause
+            # lets a planner prefer walking (registry_id, key, id) and probing each id in the list
+            few = [Manifest.id.in_(ids)]
+            keys = keyset.page_of_few(session, few, order, offset=offset, limit=limit, after=after)
+        else:
+            scope.append(Manifest.id.in_(hits))
+            keys = keyset.page(session, scope, order, offset=offset, limit=limit, after=after)
     return by_ids(session, [row[1] for row in keys.rows]), keys
 
 

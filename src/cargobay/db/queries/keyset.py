@@ -82,6 +82,25 @@ def page(
     return Keys(rows[:limit], len(rows) > limit)
 
 
+def page_of_few(
+    session: Session, scope: list[Any], order: Ordering, *, offset: int, limit: int, after: Position | None
+) -> Keys:
+    """``page`` for a scope known to hold few rows (say a thousand, found by another index): they are
+    all read without an order, so the planner looks them up instead of walking the order's index for
+    them, and sorted here by the same rule (NULLs last, in ascending tiebreak order)."""
+    pairs = [(row[0], row[1]) for row in session.execute(select(order.key, order.tiebreak).where(*scope))]
+    present = sorted((p for p in pairs if p[0] is not None), reverse=order.descending)
+    absent = sorted((p for p in pairs if p[0] is None), key=lambda p: p[1])
+    if after is None:
+        rows = (present + absent)[offset:]
+    elif after.key is None:
+        rows = [p for p in absent if p[1] > after.tiebreak]
+    else:
+        mark = (after.key, after.tiebreak)
+        rows = [p for p in present if (p < mark if order.descending else p > mark)] + absent
+    return Keys(rows[:limit], len(rows) > limit)
+
+
 def _after(query: Select[Any], order: Ordering, after: Position | None) -> Select[Any]:
     if after is None or after.key is None:
         return query

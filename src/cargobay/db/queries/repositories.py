@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
@@ -79,7 +80,7 @@ def page(
     descending: bool,
     *,
     name_filter: str | None,
-    nothing: bool,
+    severities: Sequence[int] | None,
     offset: int,
     limit: int,
     after: Position | None,
@@ -88,13 +89,14 @@ def page(
 
     ``artifactCount`` has no index (the count is not stored): that order counts every repository's
     manifests and sorts them. The others read an index and count the artifacts of the page only.
+    ``severities`` keeps the repositories whose last pushed artifact has one of these severity ranks.
     """
     scope: list[Any] = [Repository.registry_id == registry_id]
     if name_filter:
         escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         scope.append(Repository.name.like(f"%{escaped}%", escape="\\"))
-    if nothing:
-        scope.append(false())
+    if severities is not None:
+        scope.append(Repository.last_severity.in_(sorted(set(severities))))
     source: Any = None
     if order == "artifactCount":
         counts = (

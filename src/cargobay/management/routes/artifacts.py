@@ -59,7 +59,7 @@ async def registries_artifacts_get(
         str | None,
         Query(
             alias="filter.vulnerabilityId",
-            description="only artifacts affected by it (none until scanning exists)",
+            description="only artifacts with a finding of this id or alias (e.g. a CVE, DSA or GHSA id)",
             max_length=MAX_VULNERABILITY_ID,
         ),
     ] = None,

@@ -1,5 +1,4 @@
-"""Vulnerabilities of an artifact and advisories by id (operations 21-22): empty lists and 404s until
-vulnerability scanning exists."""
+"""Vulnerabilities of an artifact and advisories by id (operations 21-22)."""
 
 # No `from __future__ import annotations`: FastAPI reads the Annotated parameter types.
 from typing import Annotated
@@ -8,7 +7,6 @@ from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from starlette.requests import Request
 
-from cargobay.domain.errors import NotFound
 from cargobay.domain.listing import (
     DEFAULT_LIMIT,
     SEVERITIES,
@@ -18,7 +16,7 @@ from cargobay.domain.listing import (
     parse_severities,
     signed,
 )
-from cargobay.management import paths
+from cargobay.management import paths, views
 from cargobay.management.pagination import page_links
 from cargobay.management.routes.params import (
     DigestParam,
@@ -31,13 +29,9 @@ from cargobay.management.routes.params import (
 from cargobay.management.schemas.common import errors
 from cargobay.management.schemas.content import VulnerabilityRead, VulnerabilityReadList
 from cargobay.management.security import Authenticated, Context
-from cargobay.services.artifacts import (
-    MAX_VULNERABILITY_ID,
-    VulnerabilityQuery,
-    check_digest,
-    check_vulnerability_id,
-)
+from cargobay.services.artifacts import MAX_VULNERABILITY_ID, check_digest, check_vulnerability_id
 from cargobay.services.repository_admin import check_repository_name
+from cargobay.services.vulnerabilities import FindingQuery
 
 router = APIRouter(responses=errors())
 ORDERS = signed(VULNERABILITY_ORDERS)
@@ -69,22 +63,24 @@ async def registries_repositories_artifacts_vulnerabilities_get(
     filter_fixable: Annotated[bool | None, Query(alias="filter.fixable")] = None,
     order_by: Annotated[str | None, order_query(ORDERS, "-score")] = None,
 ) -> VulnerabilityReadList:
-    """Vulnerabilities found in the artifact (empty until vulnerability scanning exists)."""
+    """Vulnerabilities found in the artifact, one per vulnerability (empty until it is scanned)."""
     rid = paths.registry_id(registryId)
     name = check_repository_name(paths.segment(repositoryName))
     digest_value = check_digest(paths.segment(digest))
     key, descending = parse_order(order_by, ORDERS, "-score")
-    query = VulnerabilityQuery(
-        offset, limit, key, descending, parse_severities(filter_severity, "filter.severity"), filter_fixable
-    )
+    severities = parse_severities(filter_severity, "filter.severity")
+    query = FindingQuery(offset, limit, key, descending, severities, filter_fixable)
     page = await m.artifacts.vulnerabilities(who.principal, rid, name, digest_value, query)
     segments = ("registries", rid, "repositories", name, "artifacts", digest_value, "vulnerabilities")
+    fixable = None if filter_fixable is None else str(filter_fixable).lower()
+    filters = {"filter.severity": filter_severity, "filter.fixable": fixable, "orderBy": order_by}
+    links = page_links(m, request, segments, limit=limit, offset=offset, more=page.more, filters=filters)
     return VulnerabilityReadList(
         href=m.href(request, *segments),
-        items=[],
+        items=[views.vulnerability(m, request, v) for v in page.items],
         offset=offset,
         limit=limit,
-        links=page_links(m, request, segments, limit=limit, offset=offset, more=page.more).links(),
+        links=links.links(),
     )
 
 
@@ -95,6 +91,8 @@ async def registries_repositories_artifacts_vulnerabilities_get(
     tags=["Vulnerabilities"],
 )
 async def vulnerabilities_find_by_id(
+    request: Request,
+    m: Context,
     who: Authenticated,
     vulnerabilityId: Annotated[
         str,
@@ -104,8 +102,7 @@ async def vulnerabilities_find_by_id(
         ),
     ],
 ) -> VulnerabilityRead:
-    """One advisory; 404 for every id until a vulnerability database is loaded."""
+    """One advisory of the vulnerability database, by its id or an alias (a CVE id gathers the records
+    that name it); 404 when no record has that id."""
     ident = check_vulnerability_id(paths.segment(vulnerabilityId), "vulnerabilityId")
-    raise NotFound(
-        "vulnerability", ident, f"vulnerability {ident} not found (no vulnerability database is loaded)"
-    )
+    return views.vulnerability(m, request, await m.vulnerabilities.find(ident))

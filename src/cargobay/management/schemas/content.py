@@ -17,7 +17,9 @@ class RepositoryMetadata(WireModel):
     pushCount: int
     lastPulledAt: UtcTimestamp | None = None
     lastPushedAt: UtcTimestamp | None = None
-    lastSeverity: str | None = Field(None, description="null until vulnerability scanning exists")
+    lastSeverity: str | None = Field(
+        None, description="highest severity of the last pushed artifact; null until it has a scan result"
+    )
 
 
 class Repository(WireModel):
@@ -50,10 +52,12 @@ class ArtifactMetadata(WireModel):
     lastScannedAt: UtcTimestamp | None = Field(None, description="null: not scanned")
     pushCount: int
     pullCount: int
-    vulnMaxSeverity: str | None = None
-    vulnTotalScore: float = 0.0
-    vulnTotalCount: int = 0
-    vulnFixableCount: int = 0
+    # null until a scan has a result (never 0 for "not scanned"); severity `unknown` without counts
+    # for an artifact that cannot be scanned
+    vulnMaxSeverity: str | None = Field(None, description="none, low, medium, high, critical or unknown")
+    vulnTotalScore: float | None = Field(None, description="sum of the findings' CVSS scores")
+    vulnTotalCount: int | None = None
+    vulnFixableCount: int | None = None
 
 
 class Artifact(WireModel):
@@ -99,12 +103,12 @@ class Vulnerability(WireModel):
     fixable: bool
     affects: list[Purl]
     references: list[str] | None = None
-    severity: str
-    score: float
+    severity: str = Field(description="none, low, medium, high, critical or unknown (no CVSS vector)")
+    score: float | None = Field(description="the highest CVSS base score; null when severity is unknown")
 
 
 class VulnerabilityMetadata(WireModel):
-    publishedAt: UtcTimestamp
+    publishedAt: UtcTimestamp | None = Field(description="when the advisory was published (else modified)")
     updatedAt: UtcTimestamp | None = None
 
 
