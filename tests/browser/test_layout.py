@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import REGISTRY, Seeded
-from tests.support.browser import fits_phone, phone_page, screenshot, sign_in
+from tests.support.browser import assert_every_input_labelled, fits_phone, phone_page, screenshot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,4 @@ def test_the_keyboard_reaches_everything_with_a_visible_focus(page: Page, seeded
     assert order == ["Registries", "name", "location", "scanning", "day-Monday", "day-Tuesday", *order[6:]]
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
-    for field in page.locator("main input:not([type=hidden]), main select, main textarea").all():
-        field_id = field.get_attribute("id")
-        label = page.locator(f"label[for='{field_id}']") if field_id else None
-        wrapped = field.evaluate("e => e.closest('label') !== null")
-        assert wrapped or (label is not None and label.count() == 1), field_id
+    assert_every_input_labelled(page)

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import Seeded
 from tests.support import osv_records as R
-from tests.support.browser import fits_phone, phone_page, screenshot, sign_in
+from tests.support.browser import assert_every_input_labelled, fits_phone, phone_page, screenshot, sign_in
 from tests.support.clients import ClientEnv
 from tests.support.mgmt import unique
 from tests.support.server import Server
@@ -130,6 +130,7 @@ def test_an_artifact_shows_its_scan_and_its_vulnerabilities(
     expect(props).to_contain_text(re.compile(r"Last scan\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC"))
     expect(props).to_contain_text(re.compile(r"Last pull\s*Never pulled"))
     expect(props).to_contain_text("High 6 found, 5 fixable")
+    expect(props).to_contain_text("Debian GNU/Linux 12 (bookworm)")  # the scan's inventory
     rows = page.locator("tbody tr")
     expect(rows).to_have_count(6)
     ids = {rows.nth(i).get_by_role("rowheader").get_by_role("link").inner_text() for i in range(6)}
@@ -141,6 +142,7 @@ def test_an_artifact_shows_its_scan_and_its_vulnerabilities(
     expect(first).to_contain_text("2.36-9+deb12u1")  # installed
     expect(first).to_contain_text("2.36-9+deb12u3")  # fixed in
     expect(rows.filter(has_text=NO_FIX)).to_contain_text("No fix yet")
+    assert_every_input_labelled(page)
     screenshot(page, "artifact-vulnerabilities")
 
 
@@ -216,6 +218,7 @@ def test_vulnerability_search_by_cve_id_or_alias(page: Page, seeded: Seeded, sca
     page.goto(f"/console/registries/{scanned.registry_id}")
     page.get_by_role("link", name="Vulnerability search").click()
     expect(page.get_by_role("heading", name="Search this registry by vulnerability")).to_be_visible()
+    assert_every_input_labelled(page)
     screenshot(page, "vulnerability-search")
     page.get_by_label("CVE or advisory id").fill("  CVE-2024-28085 ")
     page.get_by_role("button", name="Search").click()

@@ -89,3 +89,12 @@ def fits_phone(page: Page) -> bool:
     )
     assert not wider, wider
     return bool(page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"])
+
+
+def assert_every_input_labelled(page: Page) -> None:
+    """Each input of the page's main part has one label naming it, or sits inside its label."""
+    for field in page.locator("main input:not([type=hidden]), main select, main textarea").all():
+        field_id = field.get_attribute("id")
+        label = page.locator(f"label[for='{field_id}']") if field_id else None
+        wrapped = field.evaluate("e => e.closest('label') !== null")
+        assert wrapped or (label is not None and label.count() == 1), field_id
