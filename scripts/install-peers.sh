@@ -25,7 +25,8 @@
 # Debian packages (apt, root needed only when something is missing):
 #   skopeo, umoci, docker-registry (CNCF distribution 2.8), postgresql (server binaries in
 #   /usr/lib/postgresql/<ver>/bin), apache2-utils (htpasswd -B, for registry auth configs),
-#   wrk (HTTP load generator for the manifest-GET benchmark in benchmarks/).
+#   wrk (HTTP load generator for the manifest-GET benchmark in benchmarks/), chromium (the browser the
+#   web console's Playwright tests drive; Playwright never downloads one).
 #   Services are never started by the install (policy-rc.d), and if one was started anyway it is
 #   stopped: tests start their own instances on free loopback ports.
 #
@@ -52,7 +53,7 @@ GO_TOOLS=(
 )
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
 CONFORMANCE_VER=v0.0.0-20260831232431-97274622c111
-APT_PKGS=(skopeo umoci docker-registry postgresql apache2-utils wrk)
+APT_PKGS=(skopeo umoci docker-registry postgresql apache2-utils wrk chromium)
 
 # ---- setup -------------------------------------------------------------------------------
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -106,6 +107,7 @@ print_env() {
     CARGOBAY_SKOPEO "$(command -v skopeo || echo /usr/bin/skopeo)" \
     CARGOBAY_UMOCI "$(command -v umoci || echo /usr/bin/umoci)" \
     CARGOBAY_PG_BINDIR "$pgbin" \
+    CARGOBAY_CHROMIUM "$(command -v chromium || echo /usr/bin/chromium)" \
     CARGOBAY_PG_USER "$( [[ $(id -u) == 0 ]] && echo postgres || id -un)"
 }
 

@@ -2,8 +2,9 @@
 
 A small prefix dispatcher sits in front so the registry hot path (/v2/) pays for no framework
 routing: /v2/ and /auth/token go to the registry layer, /containerregistries/ to the management
-API, the rest to a small Starlette app (health, readiness, metrics). The dispatcher also measures
-every request (metrics, and one access-log line when ``CARGOBAY_ACCESS_LOG`` is on).
+API, /console/ to the web console, the rest to a small Starlette app (health, readiness, metrics).
+The dispatcher also measures every request (metrics, and one access-log line when
+``CARGOBAY_ACCESS_LOG`` is on).
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class CargobayApp:
         runtime = build_runtime(self.settings, migrate=False)
         self.runtime = runtime
         runtime.guard.start()
+        from cargobay.console.app import build_console
         from cargobay.management.app import ManagementApp
         from cargobay.registry.app import build_registry_app
 
@@ -145,6 +147,7 @@ class CargobayApp:
             ("/auth/token", registry),
             ("/containerregistries", management.api),
             ("/auth/v1", management.auth),
+            ("/console", build_console(runtime)),
         ]
         self._fallback = _misc_app(runtime)
         from cargobay.worker import in_process_jobs

@@ -87,7 +87,7 @@ def serve(
         Path | None, typer.Option("--tls-key", help="its PEM private key (CARGOBAY_TLS_KEY_FILE)")
     ] = None,
 ) -> None:
-    """Run the server: registry API, token service, management API, metrics."""
+    """Run the server: registry API, token service, management API, web console, metrics."""
     import shutil
 
     from cargobay import serving

@@ -7,6 +7,8 @@ one set of upload-session locks, one JWT key) whichever layers it serves.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,12 +65,14 @@ class Services:
 
 @dataclass(frozen=True)
 class Auth:
-    """Who is calling: the registry API's gate and token signer, the management API's authenticator."""
+    """Who is calling: the registry API's gate and token signer, the management API's authenticator
+    (which the console's sessions use too), and the console's key for its form tokens (CSRF)."""
 
     registry: RegistryAccess
     registry_tokens: TokenSigner
     management: ManagementAuthenticator
     management_tokens: ManagementTokenSigner
+    console_key: bytes
 
 
 @dataclass
@@ -186,4 +190,5 @@ def build_auth(settings: Settings, db: Database, keys: MasterKeyFile | None) -> 
         registry_tokens=registry_tokens,
         management=ManagementAuthenticator(db, management_tokens),
         management_tokens=management_tokens,
+        console_key=hmac.new(key, b"cargobay console forms v1", hashlib.sha256).digest(),
     )

@@ -1,5 +1,6 @@
-"""The README's quick start and settings table stay true to the code."""
+"""The README's quick start, settings table and console screenshots stay true to the code."""
 
+import re
 from pathlib import Path
 
 from cargobay.config import Settings
@@ -18,3 +19,13 @@ def test_every_setting_is_documented() -> None:
         if f"`CARGOBAY_{name.upper()}`" not in README
     ]
     assert not missing, f"README settings table lacks {missing}"
+
+
+def test_the_web_console_section_links_every_screenshot_the_browser_tests_make() -> None:
+    root = Path(__file__).resolve().parents[2]
+    linked = set(re.findall(r"\(docs/screenshots/([\w-]+\.png)\)", README))
+    made = {p.name for p in (root / "docs" / "screenshots").glob("*.png")}
+    assert linked, "README has no Web console screenshots"
+    assert linked <= made, f"README links screenshots that are not there: {sorted(linked - made)}"
+    unlinked = made - linked
+    assert not unlinked, f"screenshots the README does not show: {sorted(unlinked)}"

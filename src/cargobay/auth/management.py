@@ -152,6 +152,13 @@ class ManagementAuthenticator:
             )
         return await self.db.read(_basic_caller, username, password, contract)
 
+    async def sign_in(self, email: str, password: str) -> Caller:
+        """A user signing in with a form (the web console): the check Basic credentials get,
+        acting in the user's first contract; 401 for an unknown login or a wrong password."""
+        if not credentials.is_user_login(email):
+            raise Unauthenticated("sign in with your user@domain login")
+        return await self.db.read(_basic_caller, email, password, None)
+
 
 def _basic_caller(session: Session, email: str, password: str, contract: int | None) -> Caller:
     principal = credentials.authenticate_user(session, email, password)

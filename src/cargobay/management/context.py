@@ -10,6 +10,7 @@ from starlette.requests import Request
 from cargobay.config import Settings
 from cargobay.services.api_tokens import ApiTokenService
 from cargobay.services.artifacts import ArtifactService
+from cargobay.services.registries import public_origin
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
 from cargobay.services.tokens import TokenService
@@ -30,10 +31,9 @@ class Management:
 
     def origin(self, request: Request) -> str:
         """``scheme://host[:port]`` as clients reach the server (``CARGOBAY_PUBLIC_URL`` wins)."""
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/")
-        host = request.headers.get("host") or self.settings.listen
-        return f"{request.url.scheme}://{host}"
+        return public_origin(
+            self.settings.public_url, request.url.scheme, request.headers.get("host"), self.settings.listen
+        )
 
     def public_host(self, request: Request) -> str:
         """``host:port`` for path-style registry hostnames."""

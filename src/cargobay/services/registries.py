@@ -75,3 +75,15 @@ def get_by_name(session: Session, name: str) -> Registry | None:
 def hostname(name: str, domain: str | None, public_host: str) -> str:
     """``{name}.{domain}`` with a registry domain, else the path form ``host:port/{name}``."""
     return f"{name}.{domain}" if domain else f"{public_host}/{name}"
+
+
+def login_host(name: str, domain: str | None, public_host: str) -> str:
+    """The host ``docker login`` takes for a registry: its own host, or the server's (path style)."""
+    return f"{name}.{domain}" if domain else public_host
+
+
+def public_origin(public_url: str | None, scheme: str, host_header: str | None, listen: str) -> str:
+    """``scheme://host[:port]`` as clients reach the server (``CARGOBAY_PUBLIC_URL`` wins)."""
+    if public_url:
+        return public_url.rstrip("/")
+    return f"{scheme}://{host_header or listen}"

@@ -114,6 +114,16 @@ class NewMember:
     generated_password: str | None
 
 
+@dataclass(frozen=True)
+class ContractMembership:
+    """A contract a user belongs to, with the user's role there (the console's contract switcher)."""
+
+    number: int
+    name: str
+    role: str
+    manage_registry: bool
+
+
 class Tenancy:
     """Contracts and their users, as an operator manages them (the CLI)."""
 
@@ -159,6 +169,11 @@ class Tenancy:
             return NewMember(user.email, existed, generated)
 
         return await self.db.write(work)
+
+    async def contracts_of(self, user_id: str) -> list[ContractMembership]:
+        """Every contract the user is a member of, lowest number first."""
+        rows = await self.db.read(users.contracts_of, user_id)
+        return [ContractMembership(*row) for row in rows]
 
     async def only_contract(self) -> int:
         """The installation's contract when there is exactly one (commands that need no choice)."""

@@ -49,6 +49,7 @@ class VulnerabilityView:
     score: float | None
     published_at: datetime | None
     updated_at: datetime | None
+    vector: str = ""  # the CVSS vector the score was computed from
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ def finding_view(row: FindingRow, texts: AdvisoryView | None) -> VulnerabilityVi
         score=row.score,
         published_at=row.published_at,
         updated_at=row.updated_at,
+        vector=texts.cvss_vector if texts else "",
     )
 
 
@@ -121,6 +123,7 @@ def advisory_to_view(view: AdvisoryView) -> VulnerabilityView:
         score=view.score,
         published_at=view.published,
         updated_at=view.modified,
+        vector=view.cvss_vector,
     )
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database
-from cargobay.db.models import Membership, User
+from cargobay.db.models import Contract, Membership, User
 
 
 def by_email(session: Session, email: str) -> User | None:
@@ -23,6 +23,17 @@ def membership(session: Session, user_id: str, contract_number: int | None = Non
     if contract_number is not None:
         query = query.where(Membership.contract_number == contract_number)
     return session.scalars(query).first()
+
+
+def contracts_of(session: Session, user_id: str) -> list[tuple[int, str, str, bool]]:
+    """(number, name, role, manageRegistry) of every contract the user is a member of, by number."""
+    rows = session.execute(
+        select(Membership.contract_number, Contract.name, Membership.role, Membership.manage_registry)
+        .join(Contract, Contract.number == Membership.contract_number)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.contract_number)
+    )
+    return [(int(n), str(name), str(role), bool(manage)) for n, name, role, manage in rows]
 
 
 async def standing(db: Database, user_id: str, contract_number: int) -> tuple[str, str, bool] | None:

@@ -1,0 +1,1 @@
+"""The web console at /console/: server-rendered pages on the same services as the APIs."""
