@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CACHE ?= $(CURDIR)/.cache
 export CARGOBAY_CACHE_DIR ?= $(CACHE)
 
-.PHONY: venv install install-test peers peers-test run test test-fast lint bench clean
+.PHONY: venv install install-test peers peers-test run test test-fast screenshots lint bench clean
 
 # Dependencies install at the versions in constraints.txt, so a fresh clone gets what the suite passed with.
 PIP := $(BIN)/python -m pip
@@ -40,6 +40,10 @@ PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 test: install-test peers-test
 	$(BIN)/pytest tests $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+# The console's pictures in docs/screenshots, remade by its browser tests.
+screenshots: install-test peers-test
+	CARGOBAY_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser $(PYTEST_PARALLEL)
 
 test-fast: install-test
 	$(BIN)/pytest tests -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
