@@ -7,8 +7,9 @@ one set of upload-session locks, one JWT key) whichever layers it serves.
 What a process remembers between requests, and how long another process's change may go unseen here
 (scale-out runs many processes on one database; the README's "Scale-out" lists the same):
 
-* ``RegistryAccess``: a bearer JWT's registry-token standing, re-read after ``SUBJECT_RECHECK_SECONDS``
-  (1 s); Basic logins, re-checked against the credential's row on every use (0 s).
+* ``RegistryAccess``: a bearer JWT's registry-token standing (usable, with the scopes it had at issue),
+  re-read after ``SUBJECT_RECHECK_SECONDS`` (1 s); Basic logins, re-checked against the credential's
+  row on every use (0 s).
 * ``auth.passwords``: successful argon2 checks, keyed by the stored hash (a changed one misses: 0 s).
 * ``TokenSigner``: verified JWT signatures (the subject is re-checked as above); the key never changes.
 * ``DataKeys``: unwrapped data keys, which never change (rotation re-wraps them).
