@@ -16,7 +16,7 @@
 #
 # Cache layout (CARGOBAY_CACHE_DIR, default <repo>/.cache — keep it out of git):
 #   bin/        crane oras regctl registry-v3 versitygw (S3 server for the storage tests) conformance
-#               osv-scanner
+#               osv-scanner helm (lints and renders the chart in deploy/helm)
 #   stamps/     <tool>.pin — the pin each binary was built from; a changed pin rebuilds it
 #   go/mod      GOMODCACHE   go/build  GOCACHE   (nothing is written to ~/go or ~/.cache)
 #   src/        writable copy of the conformance suite module, where it is built
@@ -50,6 +50,9 @@ GO_TOOLS=(
   # v2.6.0 needs Go 1.27; v2.5.1 builds with Go 1.26. The scanning cross-check runs it offline.
   "osv-scanner|github.com/google/osv-scanner/v2/cmd/osv-scanner|v2.5.1|osv-scanner"
   "versitygw|github.com/versity/versitygw/cmd/versitygw|v1.8.0|versitygw"
+  # helm lint / helm template check the chart in deploy/helm (tests/deploy). v3.22.0 is served by the
+  # proxy but not approved here; v3.21.4 is.
+  "helm|helm.sh/helm/v3/cmd/helm|v3.21.4|helm"
 )
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
 CONFORMANCE_VER=v0.0.0-20260831232431-97274622c111
@@ -101,6 +104,7 @@ print_env() {
     CARGOBAY_REGCTL "$BIN/regctl" \
     CARGOBAY_REGISTRY_V3 "$BIN/registry-v3" \
     CARGOBAY_VERSITYGW "$BIN/versitygw" \
+    CARGOBAY_HELM "$BIN/helm" \
     CARGOBAY_REGISTRY_V2 "$(command -v docker-registry || echo /usr/bin/docker-registry)" \
     CARGOBAY_CONFORMANCE "$BIN/conformance" \
     CARGOBAY_OSV_SCANNER "$BIN/osv-scanner" \

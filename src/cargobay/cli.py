@@ -86,6 +86,14 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="its PEM private key (CARGOBAY_TLS_KEY_FILE)")
     ] = None,
+    jobs: Annotated[
+        bool | None,
+        typer.Option(
+            "--jobs/--no-jobs",
+            help="run background jobs in this process too (CARGOBAY_IN_PROCESS_JOBS; default on); "
+            "with --no-jobs, `cargobay worker` processes run them",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: registry API, token service, management API, web console, metrics."""
     import shutil
@@ -94,7 +102,12 @@ def serve(
 
     metrics = serving.metrics_directory()  # before anything imports prometheus_client
     settings = _settings(
-        data_dir, listen=listen, workers=workers, tls_cert_file=tls_cert, tls_key_file=tls_key
+        data_dir,
+        listen=listen,
+        workers=workers,
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        in_process_jobs=None if jobs is None else str(jobs).lower(),
     )
     runtime = _prepare(settings, create=True)
     runtime.db.dispose()

@@ -3,6 +3,19 @@
 The registry and management APIs, the worker and the CLI all take their parts from a ``Runtime``;
 nothing else constructs a service or loads a key, so a process holds one of each (one pull recorder,
 one set of upload-session locks, one JWT key) whichever layers it serves.
+
+What a process remembers between requests, and how long another process's change may go unseen here
+(scale-out runs many processes on one database; the README's "Scale-out" lists the same):
+
+* ``RegistryAccess``: a bearer JWT's registry-token standing (usable, with the scopes it had at issue),
+  re-read after ``SUBJECT_RECHECK_SECONDS`` (1 s); Basic logins, re-checked against the credential's
+  row on every use (0 s).
+* ``auth.passwords``: successful argon2 checks, keyed by the stored hash (a changed one misses: 0 s).
+* ``TokenSigner``: verified JWT signatures (the subject is re-checked as above); the key never changes.
+* ``DataKeys``: unwrapped data keys, which never change (rotation re-wraps them).
+* ``PullRecorder``: pull counts, written every second (statistics only).
+* Nothing else: tags, manifests, repositories, registries, allowlists, tokens' scopes and catalogs are
+  read from the database on each request.
 """
 
 from __future__ import annotations

@@ -106,6 +106,16 @@ def test_a_token_that_is_no_longer_good_is_refused_at_once(
     assert issued.headers["www-authenticate"].startswith("Basic ")
 
 
+def _assert_refused_within_a_second(place: Place, token: str) -> None:
+    """The JWT, good until just now, is refused as an invalid token within a second (plus a request)."""
+    since = time.monotonic()
+    while (refused := _tags(place, token=token)).status_code == 200:
+        assert time.monotonic() - since < 1.5, "the JWT still worked more than a second later"
+        time.sleep(0.05)
+    assert_denial_carries_no_content(refused, 401, "UNAUTHORIZED")
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
 @pytest.mark.parametrize("end", [_disable, _expire, _delete], ids=["disabled", "expired", "deleted"])
 def test_a_jwt_issued_before_the_token_ended_is_refused_within_a_second(
     place: Place, end: Callable[[Place, TokenCreds], None]
@@ -116,14 +126,30 @@ def test_a_jwt_issued_before_the_token_ended_is_refused_within_a_second(
     issued = _token_for(place, token.auth).json()
     assert _tags(place, token=issued["token"]).status_code == 200
     end(place, token)
-    ended = time.monotonic()
-    while (refused := _tags(place, token=issued["token"])).status_code == 200:
-        assert time.monotonic() - ended < 1.5, "the JWT still worked more than a second later"
-        time.sleep(0.05)
-    assert_denial_carries_no_content(refused, 401, "UNAUTHORIZED")
-    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    _assert_refused_within_a_second(place, issued["token"])
     claims = jwt.decode(issued["token"], options={"verify_signature": False})
     assert claims["sub"] == f"token:{token.id}"
+
+
+def test_a_jwt_issued_before_the_tokens_scopes_changed_is_refused_within_a_second(place: Place) -> None:
+    """A JWT carries a fingerprint of its token's scopes; once they change, the registry API refuses
+    it (within the same second as a disabled token), and a new JWT grants what the scopes allow now."""
+    token = place.token("pull", "push")
+    issued = _token_for(place, token.auth, "pull,push").json()
+    claims = jwt.decode(issued["token"], options={"verify_signature": False})
+    assert claims["access"][0]["actions"] == ["pull", "push"]
+    assert _tags(place, token=issued["token"]).status_code == 200
+    with place.mgmt() as http:
+        r = http.patch(
+            f"/registries/{place.registry_id}/tokens/{token.id}",
+            json={"scopes": [repository_scope("team/*", ["pull"])]},
+        )
+        assert r.status_code == 200, r.text
+    _assert_refused_within_a_second(place, issued["token"])
+    again = _token_for(place, token.auth, "pull,push").json()
+    claims = jwt.decode(again["token"], options={"verify_signature": False})
+    assert claims["access"][0]["actions"] == ["pull"]
+    assert _tags(place, token=again["token"]).status_code == 200
 
 
 # -- JWT lifetime -------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -20,9 +19,8 @@ from cargobay.db.models import Job
 from cargobay.jobs import queue
 from cargobay.jobs.queue import ClaimedJob, JobQueue, PermanentJobError
 from cargobay.worker import Handler, JobRunner
+from tests.support.job_worker import WorkerProcess
 from tests.support.server import CARGOBAY, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _job(db: Database, job_id: int) -> Job:
@@ -166,31 +164,6 @@ async def test_long_job_keeps_its_lease_by_heartbeat(db: Database) -> None:
 # -- real worker processes ---------------------------------------------------------------------
 
 
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: Path, command: list[str]) -> None:
-        self.log = log
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        return self.process.wait(timeout)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
@@ -211,7 +184,7 @@ def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerPr
 
     yield start
     for worker in started:
-        worker.stop()
+        worker.kill()
 
 
 def _marker_lines(path: Path) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,43 @@ from cargobay.jobs.queue import ClaimedJob
 from cargobay.logs import configure_logging
 from cargobay.runtime import Runtime
 from cargobay.worker import JobSet, build_jobs, run_worker
+from tests.support.peers import REPO
+
+
+class WorkerProcess:
+    """A worker process started by a test (``cargobay worker``, or this module), logging to ``log``."""
+
+    def __init__(self, env: dict[str, str], log: Path, command: list[str]) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM (running jobs get their grace), SIGKILL if it has not ended 20 s later."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
 def _note(marker: Path, event: str) -> None:

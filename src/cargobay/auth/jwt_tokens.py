@@ -3,8 +3,9 @@
 HS256 with a 256-bit key kept in the database (``signing_keys``, wrapped by the master key when
 encryption is on), so every process of a deployment signs and checks with the same key. A token lives
 at most 5 minutes. The claims name the
-credential (``sub``: ``token:<id>`` or ``user:<id>``, and ``ctr``, the contract a user acted in), so
-the registry API can refuse a JWT whose registry token was disabled or deleted since it was issued.
+credential (``sub``: ``token:<id>`` or ``user:<id>``, and ``ctr``, the contract a user acted in) and,
+for a registry token, a fingerprint of its scopes at issue (``sv``), so the registry API can refuse a
+JWT whose registry token was disabled, deleted or given other scopes since it was issued.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class VerifiedToken:
     grants: tuple[ResourceScope, ...]
     expires_at: float
     contract: int | None = None
+    scopes_version: str | None = None  # the ``sv`` claim: the registry token's scopes at issue
 
 
 class TokenSigner:
@@ -55,6 +57,7 @@ class TokenSigner:
         registry_ids: list[str],
         grants: list[ResourceScope],
         contract: int | None = None,
+        scopes_version: str | None = None,
     ) -> IssuedToken:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -70,6 +73,8 @@ class TokenSigner:
         }
         if contract is not None:
             claims["ctr"] = contract
+        if scopes_version is not None:
+            claims["sv"] = scopes_version
         token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
         issued_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         return IssuedToken(token, self.ttl, issued_at, len(grants))
@@ -99,6 +104,7 @@ class TokenSigner:
             if isinstance(a, dict) and "type" in a and "name" in a
         )
         contract = claims.get("ctr")
+        version = claims.get("sv")
         verified = VerifiedToken(
             claims["sub"],
             audience,
@@ -106,6 +112,7 @@ class TokenSigner:
             grants,
             float(claims["exp"]),
             contract if isinstance(contract, int) and not isinstance(contract, bool) else None,
+            version if isinstance(version, str) else None,
         )
         self._cache[token] = verified
         if len(self._cache) > _CACHE_SIZE:

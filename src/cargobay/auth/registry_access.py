@@ -10,8 +10,10 @@ usable), then ask the policy table (``auth.policy``). Nothing about the target i
 access is granted, so a refusal never tells whether content exists.
 
 A bearer JWT names its credential. A registry token disabled, expired or deleted after the JWT was
-issued is refused within ``SUBJECT_RECHECK_SECONDS`` on every process: the token's state is read
-from the database, and each process remembers the answer for at most that long.
+issued, or given other scopes (the JWT carries a fingerprint of those it had), is refused within
+``SUBJECT_RECHECK_SECONDS`` on every process: the token's state is read from the database, and each
+process remembers the answer for at most that long. The client then asks for a new JWT, which grants
+what the token's scopes allow now.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from cargobay.db.queries import registries, tokens, users
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.domain.names import CatalogOrder
 from cargobay.domain.registries import RegistryInfo
-from cargobay.domain.scopes import ResourceScope
+from cargobay.domain.scopes import ResourceScope, scopes_fingerprint
 
 SUBJECT_RECHECK_SECONDS = 1.0
 LOGIN_MEMORY_SECONDS = 300.0  # how long a Basic login is remembered (and re-checked on each use)
@@ -105,7 +107,7 @@ class RegistryAccess:
         self.db = db
         self.signer = signer
         self.trusted_proxies = tuple(trusted_proxies)
-        self._subjects: dict[str, tuple[float, bool]] = {}
+        self._subjects: dict[str, tuple[float, str | None]] = {}  # token id -> (until, scopes' fingerprint)
         self._logins: dict[bytes, _Remembered] = {}
         self._secret = secrets.token_bytes(32)
 
@@ -150,7 +152,7 @@ class RegistryAccess:
         jwt = credentials.parse_bearer(caller.authorization)
         if jwt is not None:
             verified = self.signer.verify(jwt, caller.service)
-            if verified is None or not await self._subject_alive(verified.subject):
+            if verified is None or not await self._subject_alive(verified.subject, verified.scopes_version):
                 raise AccessRefused(Refusal.INVALID_TOKEN)
             grant = GrantPrincipal(
                 verified.subject, verified.registry_ids, verified.grants, verified.contract
@@ -215,20 +217,24 @@ class RegistryAccess:
         standing = await users.standing(self.db, principal.user_id, principal.contract_number)
         return standing == (known.password_hash, principal.role, principal.manage_registry)
 
-    async def _subject_alive(self, subject: str) -> bool:
-        """Whether the registry token a JWT names is still usable (users are judged at issue)."""
+    async def _subject_alive(self, subject: str, scopes_version: str | None) -> bool:
+        """Whether the registry token a JWT names is still usable with the scopes it had at issue
+        (users are judged at issue; a JWT from before fingerprints were issued is judged by the
+        token's state alone)."""
         kind, _, ident = subject.partition(":")
         if kind != "token":
             return True
         now = time.monotonic()
         known = self._subjects.get(ident)
         if known is not None and known[0] > now:
-            return known[1]
-        alive = await tokens.usable(self.db, ident)
-        if len(self._subjects) > 10_000:
-            self._subjects.clear()
-        self._subjects[ident] = (now + SUBJECT_RECHECK_SECONDS, alive)
-        return alive
+            current = known[1]
+        else:
+            standing = await tokens.usable_standing(self.db, ident)
+            current = scopes_fingerprint(standing[1]) if standing is not None else None
+            if len(self._subjects) > 10_000:
+                self._subjects.clear()
+            self._subjects[ident] = (now + SUBJECT_RECHECK_SECONDS, current)
+        return current is not None and scopes_version in (None, current)
 
     async def _check_own_registry(self, principal: TokenPrincipal, address: str | None) -> None:
         own = await registries.info_by_id(self.db, principal.registry_id)
@@ -350,12 +356,16 @@ class RegistryAccess:
         principal = result.principal
         if principal is None:
             raise AccessRefused(Refusal.UNAUTHENTICATED)
+        version = None
         if isinstance(principal, TokenPrincipal):
             await self._check_own_registry(principal, address)
             subject, contract = f"token:{principal.token_id}", None
+            version = scopes_fingerprint(principal.scopes)
         else:
             subject, contract = f"user:{principal.user_id}", principal.contract_number
-        return self.signer.issue(subject, service, sorted(result.registry_ids), result.grants, contract)
+        return self.signer.issue(
+            subject, service, sorted(result.registry_ids), result.grants, contract, version
+        )
 
 
 def _grants_listing(principal: GrantPrincipal, registry: RegistryInfo | None) -> bool:

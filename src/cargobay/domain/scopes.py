@@ -8,7 +8,10 @@ actions on matching repositories. A scope with ``push`` must also carry ``pull``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -51,6 +54,13 @@ def scope_from_text(text: str) -> dict[str, Any]:
             f"{text!r} is not TYPE:NAME:ACTIONS, e.g. repository:team/*:pull,push", field="scope"
         )
     return {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]}
+
+
+def scopes_fingerprint(scopes: Iterable[TokenScope]) -> str:
+    """A short digest of a registry token's scopes, the same for the same set in any order: a JWT
+    carries the one its token had at issue, so a change of the token's scopes can be told."""
+    canonical = json.dumps(sorted(json.dumps(s.as_json(), sort_keys=True) for s in scopes))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def parse_token_scopes(raw: Any, field: str = "scopes") -> list[TokenScope]:

@@ -66,17 +66,6 @@ async def usable_standing(db: Database, token_id: str) -> tuple[str, tuple[Token
     return str(row[0]), scopes_from_json(raw or [])
 
 
-async def usable(db: Database, token_id: str) -> bool:
-    """Whether the token exists, is enabled and has not expired: one indexed read."""
-    row = await db.fetch_one(
-        "SELECT 1 FROM tokens WHERE id = ? AND status = 'enabled' "
-        "AND (expiry_date IS NULL OR expiry_date > ?)",
-        token_id,
-        db.timestamp(utcnow()),
-    )
-    return row is not None
-
-
 def delete_expired(session: Session) -> int:
     """Remove every token whose expiry date has passed; returns how many went."""
     result = session.execute(
