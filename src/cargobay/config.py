@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
     job_concurrency: int = Field(2, ge=1, le=64, description="jobs one worker process runs at once")
     job_grace_seconds: float = Field(10.0, ge=0, description="on stop, running jobs get this long to finish")
+    # Garbage collection: a blob (or untagged manifest) is collected only once this long has passed
+    # since its last reference change; 0 is for tests (pushes racing a collection may then be refused).
+    gc_grace_seconds: int = Field(24 * 3600, ge=0, description="grace period of scheduled and API GC runs")
+    gc_sweep_keys_per_second: float = Field(
+        10_000, ge=0, description="pace of the GC sweep's listing of the blob store (0: unpaced)"
+    )
 
     @field_validator("listen")
     @classmethod

@@ -22,6 +22,7 @@ from cargobay.services.artifacts import ArtifactService
 from cargobay.services.blobs import BlobService
 from cargobay.services.catalog import Catalog
 from cargobay.services.encryption import record_plaintext_writes
+from cargobay.services.gc import GarbageCollector
 from cargobay.services.keys import DataKeys, activate, open_master_key_file
 from cargobay.services.manifests import ManifestService
 from cargobay.services.registry_admin import RegistryAdmin
@@ -52,6 +53,7 @@ class Services:
     manifests: ManifestService
     catalog: Catalog
     pulls: PullRecorder
+    gc: GarbageCollector
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def assemble(
 ) -> Runtime:
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
     auth = build_auth(settings, db)
+    uploads = UploadService(db, store, settings.upload_expiry_seconds)
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
@@ -153,10 +156,17 @@ def assemble(
         api_tokens=ApiTokenService(db, auth.management_tokens),
         tenancy=Tenancy(db),
         blobs=BlobService(db, store),
-        uploads=UploadService(db, store, settings.upload_expiry_seconds),
+        uploads=uploads,
         manifests=ManifestService(db, sealer),
         catalog=Catalog(db),
         pulls=PullRecorder(db),
+        gc=GarbageCollector(
+            db,
+            store,
+            uploads,
+            grace_seconds=settings.gc_grace_seconds,
+            sweep_keys_per_second=settings.gc_sweep_keys_per_second,
+        ),
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

@@ -27,6 +27,7 @@ from cargobay.jobs.scheduler import Periodic, Scheduler, Weekly
 from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
 from cargobay.services.api_tokens import delete_expired_api_tokens
+from cargobay.services.gc import KIND as GC_KIND
 from cargobay.services.tokens import delete_expired_tokens
 
 log = get_logger("cargobay.worker")
@@ -41,6 +42,9 @@ class JobSet:
     handlers: dict[str, Handler]
     periodic: list[Periodic] = field(default_factory=list)
     weekly: list[Weekly] = field(default_factory=list)  # kinds run at each registry's GC windows
+
+
+GC_SWEEP_EVERY = 7 * 24 * 3600.0  # the sweep of namespaces whose registry was deleted: weekly
 
 
 def upload_expiry_interval(expiry_seconds: float) -> float:
@@ -68,17 +72,35 @@ def build_jobs(runtime: Runtime) -> JobSet:
     async def prune_jobs(job: ClaimedJob) -> dict[str, Any]:
         return {"deleted": await db.write(queue.prune)}
 
+    async def collect_registry(job: ClaimedJob) -> dict[str, Any]:
+        """A registry's garbage collection: a window of its weekly schedule, or a requested run."""
+        return await collector.run_job(job.id, job.payload)
+
+    async def delete_objects(job: ClaimedJob) -> dict[str, Any]:
+        """The stored objects of a deleted registry (when its delete could not finish them)."""
+        registry_id = job.payload.get("registry_id")
+        return {"deleted": await collector.drain_deletions(str(registry_id) if registry_id else None)}
+
+    async def sweep_deleted_registries(job: ClaimedJob) -> dict[str, Any]:
+        return (await collector.sweep_deleted_registries(job_id=job.id)).as_dict()
+
+    collector = runtime.services.gc
     return JobSet(
         handlers={
             "uploads.expire": expire_uploads,
             "tokens.expire": expire_tokens,
             "jobs.prune": prune_jobs,
+            GC_KIND: collect_registry,
+            "gc.deletions": delete_objects,
+            "gc.sweep": sweep_deleted_registries,
         },
         periodic=[
             Periodic("uploads.expire", every=upload_expiry_interval(settings.upload_expiry_seconds)),
             Periodic("tokens.expire", every=60),
             Periodic("jobs.prune", every=3600),
+            Periodic("gc.sweep", every=GC_SWEEP_EVERY),
         ],
+        weekly=[Weekly(GC_KIND)],
     )
 
 

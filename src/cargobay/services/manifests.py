@@ -110,7 +110,7 @@ class ManifestService:
                 return False
             if not is_digest(reference):
                 return manifests.delete_tag(session, repo.id, reference)
-            manifest = manifests.find(session, repo.id, reference)
+            manifest = manifests.find(session, repo.id, reference, lock=True)
             if manifest is None:
                 return False
             manifests.delete_manifest(session, manifest)
@@ -175,8 +175,10 @@ def _store_manifest(
     repository_id = repositories.ensure_id(tx, registry_id, repository)
     blob_ids = _check_blobs(session, repository_id, parsed)
     _check_children(session, repository_id, parsed)
+    if parsed.subject is not None:
+        manifests.lock_subject(session, repository_id, str(parsed.subject.digest))
     now = utcnow()
-    manifest = manifests.find(session, repository_id, digest)
+    manifest = manifests.find(session, repository_id, digest, lock=True)
     created = manifest is None
     if manifest is None:
         manifest = Manifest(

@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Registry
+from cargobay.db.queries import gc
 from cargobay.db.queries.registries import contract_numbers
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
@@ -25,8 +26,9 @@ from cargobay.domain.errors import Conflict, InvalidInput, NotFound, fields_unde
 from cargobay.domain.names import check_registry_name, is_registry_name
 from cargobay.domain.patching import UNSET, Maybe
 from cargobay.domain.schedule import WeeklySchedule, parse_schedule
+from cargobay.jobs.queue import enqueue
 from cargobay.logs import get_logger
-from cargobay.services import registries
+from cargobay.services import object_deletions, registries
 from cargobay.services.ownership import require_manager, visible_registry
 from cargobay.storage.base import BlobStore
 
@@ -248,31 +250,25 @@ class RegistryAdmin:
     async def delete(self, actor: UserPrincipal, registry_id: str) -> None:
         """Remove the registry with everything in it, then its stored objects.
 
-        The rows go first (tokens, repositories, manifests, tags and blob rows cascade); the objects
-        under the ``{registry_id}/`` namespace of the blob store are deleted before answering, so a
-        registry re-created with the same id right after (ionosctl does that) never loses new data.
+        In one transaction the objects its blobs and uploads name are queued for deletion (with a
+        job that deletes them), and the rows go (tokens, repositories, manifests, tags and blob rows
+        cascade). The queued objects are deleted before answering, by their exact keys (no listing),
+        so a registry re-created with the same id right after (ionosctl does that) never loses new
+        data; a crash meanwhile leaves them to the job, and objects no row named to the GC sweep.
         """
 
         def work(session: Session) -> None:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete registries")
+            if gc.note_registry_removal(RawTx.of(session), registry_id):
+                enqueue(session, "gc.deletions", {"registry_id": registry_id})
             session.execute(delete(Registry).where(Registry.id == registry_id))
 
         await self.db.write(work)
-        await self.purge_objects(registry_id)
-
-    async def purge_objects(self, registry_id: str) -> int:
-        removed = 0
         try:
-            async for key in self.store.list(f"{registry_id}/"):
-                await self.store.delete(key)
-                removed += 1
-            async for key in self.store.list_staged(f"{registry_id}/"):
-                await self.store.discard(key)
-                removed += 1
+            await object_deletions.drain(self.db, self.store, registry_id)
         except Exception:
-            log.exception("registry_objects_purge_failed", registry_id=registry_id)
-        return removed
+            log.exception("registry_objects_delete_failed", registry_id=registry_id)
 
 
 def _create(

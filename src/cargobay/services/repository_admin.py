@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Manifest, Registry, Repository
-from cargobay.db.queries import repositories
+from cargobay.db.queries import gc, repositories
 from cargobay.db.queries.registries import add_storage
 from cargobay.domain.errors import InvalidInput, NotFound
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
@@ -127,7 +127,8 @@ class RepositoryAdmin:
     async def delete(self, actor: UserPrincipal, registry_id: str, name: str) -> None:
         """Remove the repository with its manifests and tags at once; blobs are freed later by GC.
 
-        The registry's storage usage drops by the manifests' sizes right away (blob rows stay until GC).
+        The registry's storage usage drops by the manifests' sizes right away, and by the blobs' sizes
+        when garbage collection deletes those no other repository's manifest references.
         """
 
         def work(session: Session) -> None:
@@ -141,8 +142,10 @@ class RepositoryAdmin:
                     Manifest.repository_id == repository.id
                 )
             )
+            tx = RawTx.of(session)
+            gc.note_repository_blobs(tx, repository.id)  # its blobs are reviewed after the grace period
             session.delete(repository)  # manifests, tags and blob links go by ON DELETE CASCADE
             session.flush()
-            add_storage(RawTx.of(session), registry_id, -int(freed or 0))
+            add_storage(tx, registry_id, -int(freed or 0))
 
         await self.db.write(work)

@@ -17,7 +17,7 @@ from datetime import timedelta
 import anyio.to_thread
 
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.queries import blobs, uploads
+from cargobay.db.queries import blobs, repositories, uploads
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, Hasher, new_hasher
 from cargobay.domain.errors import DigestMismatch, InvalidUpload, RangeMismatch, UploadUnknown
@@ -181,23 +181,54 @@ class UploadService:
         return hasher.hexdigest()
 
     async def _commit(self, upload: UploadInfo, digest: str, size: int) -> BlobInfo:
+        """Record the blob, linking the stored one when the registry holds the digest already.
+
+        The session's row names the staged (then published) object until the blob's row does: both
+        change in one transaction, which records nothing if the session expired meanwhile. So the
+        collector's sweep never sees a published object that a row is about to name, and a blob the
+        collector deleted just before is stored again from this upload's bytes.
+        """
         object_id = upload.object_key.rsplit("/", 1)[1]
         final_key = object_key(upload.registry_id, object_id)
-        existing = await blobs.stored(self.db, upload.registry_id, digest)
-        if not existing:
-            await self.store.commit(upload.object_key, final_key)
-        else:
-            await self.store.discard(upload.object_key)
+        if await blobs.stored(self.db, upload.registry_id, digest):
+            linked = await self._link_stored(upload, digest)
+            if linked is not None:
+                await self.store.discard(upload.object_key)
+                return linked
+        await self.store.commit(upload.object_key, final_key)
 
-        def work(tx: RawTx) -> tuple[BlobInfo, bool]:
-            result = blobs.record(tx, upload.registry_id, upload.repository, digest, size, final_key)
-            uploads.forget(tx, upload.id)
-            return result
+        def work(tx: RawTx) -> tuple[BlobInfo, bool] | None:
+            if not uploads.forget(tx, upload.id):
+                return None
+            return blobs.record(tx, upload.registry_id, upload.repository, digest, size, final_key)
 
-        blob, created = await self.db.write_raw(work)
-        if not existing and not created:
+        recorded = await self.db.write_raw(work)
+        if recorded is None:
+            await self.store.delete(final_key)
+            raise UploadUnknown(upload.id)
+        blob, created = recorded
+        if not created:
             await self.store.delete(final_key)  # another upload of the same digest won the race
         return blob
+
+    async def _link_stored(self, upload: UploadInfo, digest: str) -> BlobInfo | None:
+        """Link the registry's blob of ``digest`` into the repository and end the session; None when
+        garbage collection removed the blob since it was seen (then this upload's bytes are kept)."""
+
+        def work(tx: RawTx) -> BlobInfo | None:
+            found = blobs.find_stored(tx, upload.registry_id, digest)
+            if found is None:
+                return None
+            if not uploads.forget(tx, upload.id):
+                raise UploadUnknown(upload.id)
+            blobs.link(tx, repositories.ensure_id(tx, upload.registry_id, upload.repository), found.id)
+            return found
+
+        try:
+            return await self.db.write_raw(work)
+        except UploadUnknown:
+            await self.store.discard(upload.object_key)
+            raise
 
     async def monolithic(
         self,

@@ -47,8 +47,9 @@ def touch(tx: RawTx, upload_id: str, size: int) -> None:
     )
 
 
-def forget(tx: RawTx, upload_id: str) -> None:
-    tx.run("DELETE FROM uploads WHERE id = ?", upload_id)
+def forget(tx: RawTx, upload_id: str) -> bool:
+    """Drop the session's row; False when it was gone already (expired or cancelled meanwhile)."""
+    return tx.run("DELETE FROM uploads WHERE id = ?", upload_id) > 0
 
 
 async def idle_since(db: Database, cutoff: datetime, limit: int = 1000) -> list[tuple[str, str]]:

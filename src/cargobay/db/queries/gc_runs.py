@@ -1,0 +1,81 @@
+"""Garbage collection runs (``gc_runs``) and each registry's policy for untagged manifests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cargobay.db.models import GcRun, Registry
+from cargobay.db.types import utcnow
+
+# -- runs and policy --------------------------------------------------------------------------------
+
+
+def untagged_policy(session: Session, registry_id: str) -> str | None:
+    """The registry's policy for untagged manifests, None when the registry does not exist."""
+    return session.scalar(select(Registry.gc_untagged_manifests).where(Registry.id == registry_id))
+
+
+def set_untagged_policy(session: Session, registry_id: str, policy: str) -> bool:
+    result = session.execute(
+        update(Registry)
+        .where(Registry.id == registry_id)
+        .values(gc_untagged_manifests=policy)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def registry_ids(session: Session) -> list[tuple[str, str]]:
+    """(id, name) of every registry, in name order."""
+    return [(r[0], r[1]) for r in session.execute(select(Registry.id, Registry.name).order_by(Registry.name))]
+
+
+def add_run(session: Session, run: GcRun) -> GcRun:
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: int) -> GcRun | None:
+    return session.get(GcRun, run_id)
+
+
+def run_of_job(session: Session, job_id: int) -> GcRun | None:
+    return session.scalar(select(GcRun).where(GcRun.job_id == job_id).order_by(GcRun.id.desc()).limit(1))
+
+
+def runs_of(
+    session: Session, registry_id: str | None, limit: int, before_id: int | None = None
+) -> list[GcRun]:
+    """Newest first."""
+    query = select(GcRun).where(
+        GcRun.registry_id == registry_id if registry_id is not None else GcRun.registry_id.is_(None)
+    )
+    if before_id is not None:
+        query = query.where(GcRun.id < before_id)
+    return list(session.scalars(query.order_by(GcRun.id.desc()).limit(limit)))
+
+
+def update_run(session: Session, run_id: int, **values: Any) -> None:
+    session.execute(
+        update(GcRun).where(GcRun.id == run_id).values(**values).execution_options(synchronize_session=False)
+    )
+
+
+def fail_stale_runs(session: Session, registry_id: str | None, heartbeat_before: datetime) -> int:
+    """Runs left running by a process that died (no progress written since ``heartbeat_before``)."""
+    result = session.execute(
+        update(GcRun)
+        .where(
+            GcRun.registry_id == registry_id if registry_id is not None else GcRun.registry_id.is_(None),
+            GcRun.state == "running",
+            GcRun.heartbeat_at < heartbeat_before,
+        )
+        .values(state="failed", error="interrupted: the process running it stopped", finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,125 @@
+"""The sweep: a paced listing of the blob store, the only place anything lists keys. An object that
+no row names (a blob committed just before a crash, an interrupted sealing, what a deleted registry
+left) is recorded when first seen, and deleted once it is still unnamed after the grace period.
+
+Objects are named by their blob's row (``blobs.object_key``), or by the upload session they come
+from (the object id is the session's id) until the transaction that records the blob ends the
+session. A session's row exists before any of its bytes, so an object unnamed now never becomes named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from cargobay.db.engine import Database
+from cargobay.db.queries import gc_objects
+from cargobay.db.queries.gc import FreedObject
+from cargobay.db.types import utcnow
+from cargobay.faults import crash_point
+from cargobay.services import object_deletions
+from cargobay.services.gc_runs import Tracker
+from cargobay.storage.base import BlobStore, split_key
+
+SWEEP_BATCH = 500
+
+
+class Sweep:
+    def __init__(self, db: Database, store: BlobStore, keys_per_second: float) -> None:
+        self.db = db
+        self.store = store
+        self.keys_per_second = keys_per_second
+
+    async def run(
+        self, prefix: str, grace: timedelta, dry_run: bool, tracker: Tracker, only_missing: bool = False
+    ) -> None:
+        """List ``prefix`` (paced) and delete what no row names once it stays unnamed for ``grace``;
+        ``only_missing``: only objects of namespaces whose registry row is gone."""
+        started = utcnow()
+        pace = _Pace(self.keys_per_second)
+        seen: set[str] = set()
+        for staged in (False, True):
+            batch: list[str] = []
+            async for key in self._listing(prefix, staged):
+                batch.append(key)
+                if len(batch) >= SWEEP_BATCH:
+                    seen |= await self._sweep_batch(batch, staged, grace, dry_run, tracker, only_missing)
+                    await pace.wait(len(batch))
+                    batch = []
+            if batch:
+                seen |= await self._sweep_batch(batch, staged, grace, dry_run, tracker, only_missing)
+                await pace.wait(len(batch))
+        if not dry_run and seen:
+            await self.db.write_raw(gc_objects.forget_vanished_orphans, sorted(seen), started)
+
+    def _listing(self, prefix: str, staged: bool) -> AsyncIterator[str]:
+        return self.store.list_staged(prefix) if staged else self.store.list(prefix)
+
+    async def _sweep_batch(
+        self,
+        keys: list[str],
+        staged: bool,
+        grace: timedelta,
+        dry_run: bool,
+        tracker: Tracker,
+        only_missing: bool,
+    ) -> set[str]:
+        report = tracker.report
+        parsed: list[tuple[str, str, str, str]] = []  # key, namespace, kind, object id
+        for key in keys:
+            try:
+                namespace, object_id = split_key(key)
+            except ValueError:
+                continue
+            parts = key.split("/")
+            parsed.append((key, namespace, parts[1] if len(parts) > 2 else "", object_id))
+        present = await gc_objects.registries_present(self.db, {p[1] for p in parsed})
+        if only_missing:
+            parsed = [p for p in parsed if p[1] not in present]
+        live = [p for p in parsed if p[1] in present]
+        blob_keys = [key for key, _ns, kind, _oid in live if kind == "blobs" and not staged]
+        named_blobs = await gc_objects.named_blob_keys(self.db, blob_keys) if blob_keys else set()
+        upload_ids = {oid: uid for _k, _ns, _kind, oid in live if (uid := gc_objects.upload_id_of(oid))}
+        uploads = await gc_objects.live_uploads(self.db, list(upload_ids.values())) if upload_ids else set()
+
+        def named(key: str, namespace: str, kind: str, object_id: str) -> bool:
+            if namespace not in present:
+                return False
+            session = upload_ids.get(object_id)
+            if staged:
+                return kind == "uploads" and session in uploads
+            return kind == "blobs" and (key in named_blobs or session in uploads)
+
+        orphans = [(key, staged, ns) for key, ns, kind, oid in parsed if not named(key, ns, kind, oid)]
+        report.orphans_found += len(orphans)
+        await tracker.advance(len(keys))
+        if dry_run:
+            return {p[1] for p in parsed}
+        names = [(key, staged) for key, ns, kind, oid in parsed if named(key, ns, kind, oid)]
+        if orphans or names:
+            due = await self.db.write_raw(gc_objects.sight_orphans, orphans, names, grace)
+            if due:
+                crash_point("gc_objects.sweep_due")
+                await object_deletions.delete_objects(self.store, [FreedObject(0, k, s) for k, s in due])
+                await self.db.write_raw(gc_objects.forget_orphans, due)
+                report.orphans_deleted += len(due)
+        return {p[1] for p in parsed}
+
+
+class _Pace:
+    """At most ``rate`` keys a second, on average since the start (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.start = time.monotonic()
+        self.count = 0
+
+    async def wait(self, keys: int) -> None:
+        self.count += keys
+        if self.rate <= 0:
+            return
+        ahead = self.count / self.rate - (time.monotonic() - self.start)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
