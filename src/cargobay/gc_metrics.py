@@ -1,12 +1,18 @@
-"""Prometheus metrics of garbage collection (the default registry, so ``/metrics`` exposes them).
+"""Prometheus metrics of garbage collection counted by the process that runs it (``/metrics`` adds
+up every serving process; see ``observability``). Labelled by registry name (``-`` for the sweep of
+namespaces whose registry is gone); dry runs count nothing here.
 
-Labelled by registry name (``-`` for the sweep of namespaces whose registry is gone). Dry runs
-count nothing here.
+What the database knows is read at scrape time instead (``gc_gauges``): the last run of each
+registry, whichever process ran it (a ``cargobay gc`` too), and the review queues' depth.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.orm import Session
+
+from cargobay.db.queries import gc_runs
 
 CANDIDATES = Counter(
     "cargobay_gc_candidates",
@@ -30,11 +36,25 @@ RUN_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
 )
-LAST_RUN = Gauge(
-    "cargobay_gc_last_run_timestamp_seconds",
-    "When the last garbage collection run of the registry finished (Unix time)",
-    ["registry"],
-)
-LAST_RUN_SUCCESS = Gauge(
-    "cargobay_gc_last_run_success", "1 if the last run of the registry succeeded, else 0", ["registry"]
-)
+
+
+def gc_gauges(session: Session) -> list[GaugeMetricFamily]:
+    """Scrape-time gauges: each registry's last run (when, and whether it succeeded), queue depths."""
+    runs = gc_runs.last_runs(session)
+    finished = GaugeMetricFamily(
+        "cargobay_gc_last_run_timestamp_seconds",
+        "When the registry's last garbage collection run finished (Unix time)",
+        labels=["registry"],
+    )
+    success = GaugeMetricFamily(
+        "cargobay_gc_last_run_success", "1 if the registry's last run succeeded, else 0", labels=["registry"]
+    )
+    for name, state, at in runs:
+        finished.add_metric([name], at.timestamp())
+        success.add_metric([name], 1.0 if state == "succeeded" else 0.0)
+    queues = GaugeMetricFamily(
+        "cargobay_gc_queue_rows", "Rows in the garbage collection queues", labels=["queue"]
+    )
+    for queue, count in gc_runs.queue_depths(session):
+        queues.add_metric([queue], float(count))
+    return [finished, success, queues]

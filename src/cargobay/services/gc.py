@@ -61,6 +61,7 @@ BATCH = 500  # reviews per deletion transaction: short enough that writers hardl
 STALE_AFTER = timedelta(minutes=5)  # a running run without progress for this long was interrupted
 MANIFEST_PASSES = 10  # deleting an index or a subject can make more manifests collectable
 RUN_LIST_LIMIT = 100
+RUNS_KEPT = 200  # runs remembered per registry
 
 
 def concurrency_key(registry_id: str) -> str:
@@ -160,6 +161,7 @@ class GarbageCollector:
         def work(session: Session) -> int:
             now = utcnow()
             gc_runs.fail_stale_runs(session, registry_id, now - STALE_AFTER)
+            gc_runs.prune_runs(session, registry_id, RUNS_KEPT)
             run = gc_runs.get_run(session, run_id) if run_id is not None else None
             if run is None and job_id is not None:
                 run = gc_runs.run_of_job(session, job_id)  # the job's earlier attempt

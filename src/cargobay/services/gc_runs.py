@@ -124,8 +124,6 @@ def run_view(run: GcRun) -> RunView:
 def observe(report: RunReport, outcome: str) -> None:
     gc_metrics.RUNS.labels(outcome).inc()
     gc_metrics.RUN_SECONDS.labels(outcome).observe(report.seconds)
-    gc_metrics.LAST_RUN.labels(report.registry).set(time.time())
-    gc_metrics.LAST_RUN_SUCCESS.labels(report.registry).set(1 if outcome == "succeeded" else 0)
     if report.dry_run:
         return
     gc_metrics.CANDIDATES.labels(report.registry).inc(report.candidates)

@@ -4,6 +4,7 @@ is never collected, storage usage, dry runs, the sweep, runs and their rows."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -241,7 +242,14 @@ async def test_a_run_is_recorded_with_progress_and_metrics(rt: Runtime, registry
     report = await rt.services.gc.collect(registry_id, grace=ZERO, on_progress=seen.append)
     assert report.blobs_freed == 7
     assert gc_metrics.BLOBS_FREED.labels("reg-one")._value.get() == before + 7
-    assert gc_metrics.LAST_RUN_SUCCESS.labels("reg-one")._value.get() == 1
+    gauges = {g.name: g.samples for g in rt.db.read_sync(gc_metrics.gc_gauges)}
+    assert [(s.labels, s.value) for s in gauges["cargobay_gc_last_run_success"]] == [
+        ({"registry": "reg-one"}, 1)
+    ]
+    (finished,) = gauges["cargobay_gc_last_run_timestamp_seconds"]
+    assert abs(finished.value - time.time()) < 60
+    queues = {s.labels["queue"]: s.value for s in gauges["cargobay_gc_queue_rows"]}
+    assert queues == {"blob_reviews": 0, "manifest_reviews": 0, "object_deletions": 0, "orphans": 0}
     assert [p.phase for p in seen][:1] == ["uploads"] and seen[-1].done == seen[-1].total
     assert {"uploads", "blobs", "objects", "sweep"} <= {p.phase for p in seen}
     run = rt.db.read_sync(lambda s: s.get(GcRun, report.run_id))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from cargobay.db.models import GcRun, Registry
+from cargobay.db.models import GcBlobReview, GcManifestReview, GcObjectDeletion, GcOrphan, GcRun, Registry
 from cargobay.db.types import utcnow
 
 # -- runs and policy --------------------------------------------------------------------------------
@@ -78,4 +78,42 @@ def fail_stale_runs(session: Session, registry_id: str | None, heartbeat_before:
         .values(state="failed", error="interrupted: the process running it stopped", finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def last_runs(session: Session) -> list[tuple[str, str, datetime]]:
+    """(registry name, state, finished at) of each registry's last finished run (not a dry run)."""
+    latest = (
+        select(func.max(GcRun.id))
+        .where(GcRun.finished_at.is_not(None), GcRun.dry_run.is_(False), GcRun.registry_id.is_not(None))
+        .group_by(GcRun.registry_id)
+    )
+    rows = session.execute(
+        select(Registry.name, GcRun.state, GcRun.finished_at)
+        .join(Registry, Registry.id == GcRun.registry_id)
+        .where(GcRun.id.in_(latest))
+    )
+    return [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+
+
+def queue_depths(session: Session) -> list[tuple[str, int]]:
+    """Rows in each garbage-collection queue (reviews due or not, objects to delete, sightings)."""
+    return [
+        (name, int(session.scalar(select(func.count()).select_from(model)) or 0))
+        for name, model in (
+            ("blob_reviews", GcBlobReview),
+            ("manifest_reviews", GcManifestReview),
+            ("object_deletions", GcObjectDeletion),
+            ("orphans", GcOrphan),
+        )
+    ]
+
+
+def prune_runs(session: Session, registry_id: str | None, keep: int) -> int:
+    """Forget all but the newest ``keep`` runs of a registry."""
+    scope = GcRun.registry_id == registry_id if registry_id is not None else GcRun.registry_id.is_(None)
+    cutoff = session.scalar(select(GcRun.id).where(scope).order_by(GcRun.id.desc()).offset(keep).limit(1))
+    if cutoff is None:
+        return 0
+    result = session.execute(delete(GcRun).where(scope, GcRun.id <= cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]
