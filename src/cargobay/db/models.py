@@ -305,13 +305,15 @@ class Job(Base):
 class GcBlobReview(Base):
     """A blob whose references changed at ``changed_at`` (uploaded, linked, unlinked, a manifest naming
     it pushed or deleted, its repository deleted): garbage collection reviews it once the grace period
-    has passed since then, and deletes it if no manifest references it (GitLab's blob review queue)."""
+    has passed since then, and deletes it if no manifest references it (GitLab's blob review queue).
+
+    No foreign key: noting a change must never wait for, or fail on, a blob being collected at that
+    moment; a review whose blob is gone is dropped by the next collection.
+    """
 
     __tablename__ = "gc_blob_reviews"
 
-    blob_id: Mapped[int] = mapped_column(
-        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
+    blob_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     registry_id: Mapped[str] = mapped_column(String(36))
     changed_at: Mapped[datetime] = mapped_column()
 
@@ -320,13 +322,12 @@ class GcBlobReview(Base):
 
 class GcManifestReview(Base):
     """A manifest that may have lost its last tag or parent (pushed, untagged, its index, subject or
-    referrer deleted) at ``changed_at``; reviewed only where the registry deletes untagged manifests."""
+    referrer deleted) at ``changed_at``; reviewed only where the registry deletes untagged manifests.
+    No foreign key, as for blob reviews."""
 
     __tablename__ = "gc_manifest_reviews"
 
-    manifest_id: Mapped[int] = mapped_column(
-        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
+    manifest_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     registry_id: Mapped[str] = mapped_column(String(36))
     changed_at: Mapped[datetime] = mapped_column()
 

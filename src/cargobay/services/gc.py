@@ -105,9 +105,11 @@ class GarbageCollector:
         run_id: int | None = None,
         job_id: int | None = None,
         on_progress: ProgressCallback | None = None,
+        sweep: bool = True,
     ) -> RunReport:
         """Collect one registry's garbage (see the module docstring); the run is recorded in
-        ``gc_runs`` (``run_id`` continues a queued or interrupted one)."""
+        ``gc_runs`` (``run_id`` continues a queued or interrupted one). ``sweep=False`` leaves the
+        listing of the store out (for callers that run collections back to back)."""
         grace = self.grace if grace is None else grace
         found = await self.db.read(_registry_row, registry_id)
         if found is None:
@@ -118,7 +120,7 @@ class GarbageCollector:
         )
         report = RunReport(run, registry_id, name, dry_run, int(grace.total_seconds()), policy)
         tracker = Tracker(self.db, report, on_progress)
-        return await self._finish(tracker, self._collect(registry_id, policy, grace, tracker))
+        return await self._finish(tracker, self._collect(registry_id, policy, grace, tracker, sweep))
 
     async def sweep_deleted_registries(
         self,
@@ -204,7 +206,9 @@ class GarbageCollector:
         log.info("gc_run_finished", **report.as_dict())
         return report
 
-    async def _collect(self, registry_id: str, policy: str, grace: timedelta, tracker: Tracker) -> None:
+    async def _collect(
+        self, registry_id: str, policy: str, grace: timedelta, tracker: Tracker, sweep: bool
+    ) -> None:
         report = tracker.report
         now = utcnow()
         manifests_due = (
@@ -231,8 +235,9 @@ class GarbageCollector:
                 self.db, self.store, registry_id, tracker.advance
             )
 
-        await tracker.phase("sweep", expect=await self.db.read(gc_objects.object_estimate, registry_id))
-        await self.sweep.run(f"{registry_id}/", grace, report.dry_run, tracker)
+        if sweep:
+            await tracker.phase("sweep", expect=await self.db.read(gc_objects.object_estimate, registry_id))
+            await self.sweep.run(f"{registry_id}/", grace, report.dry_run, tracker)
 
     async def _expire_uploads(self, dry_run: bool) -> int:
         if dry_run:
@@ -251,7 +256,7 @@ class GarbageCollector:
             return
         for _pass in range(MANIFEST_PASSES):
             cutoff, after, deleted = utcnow() - grace, None, 0
-            while True:
+            while await gc.manifests_due(self.db, registry_id, cutoff, after):  # a read spares a write lock
                 batch = await self.db.write_raw(gc.collect_manifests, registry_id, cutoff, after, self.batch)
                 if batch.last is None:
                     break
@@ -261,6 +266,8 @@ class GarbageCollector:
                 report.manifests_deleted += batch.deleted
                 crash_point("gc.manifests_deleted")
                 await tracker.advance(batch.examined)
+                if batch.examined < self.batch:
+                    break
             if not deleted or grace > timedelta(0):
                 break  # what the deletions queued waits for its own grace period
 
@@ -275,7 +282,7 @@ class GarbageCollector:
         after = None
         deleting: asyncio.Task[int] | None = None
         try:
-            while True:
+            while await gc.blobs_due(self.db, registry_id, cutoff, after):  # a read spares a write lock
                 crash_point("gc.blob_batch")
                 batch = await self.db.write_raw(gc.collect_blobs, registry_id, cutoff, after, self.batch)
                 if batch.last is None:
@@ -290,6 +297,8 @@ class GarbageCollector:
                     report.objects_deleted += await deleting
                 deleting = asyncio.ensure_future(self._delete(batch.freed)) if batch.freed else None
                 await tracker.advance(batch.examined)
+                if batch.examined < self.batch:
+                    break
         finally:
             if deleting is not None:
                 report.objects_deleted += await deleting

@@ -144,7 +144,7 @@ class Tracker:
     done: int = 0
     current: str = "starting"
     started: float = field(default_factory=time.monotonic)
-    written: float = 0.0
+    written: float = field(default_factory=time.monotonic)  # _start_run wrote the row just now
 
     @property
     def eta(self) -> float | None:
@@ -158,7 +158,7 @@ class Tracker:
         estimate made at the start)."""
         self.current = name
         self.total = self.done + expect if expect is not None else self.total + add_total
-        await self._publish(force=True)
+        await self._publish()
 
     async def advance(self, count: int) -> None:
         self.done += count

@@ -51,7 +51,7 @@ class Sweep:
             if batch:
                 seen |= await self._sweep_batch(batch, staged, grace, dry_run, tracker, only_missing)
                 await pace.wait(len(batch))
-        if not dry_run and seen:
+        if not dry_run and seen and await gc_objects.any_sighted(self.db, seen):
             await self.db.write_raw(gc_objects.forget_vanished_orphans, sorted(seen), started)
 
     def _listing(self, prefix: str, staged: bool) -> AsyncIterator[str]:
@@ -81,7 +81,12 @@ class Sweep:
         live = [p for p in parsed if p[1] in present]
         blob_keys = [key for key, _ns, kind, _oid in live if kind == "blobs" and not staged]
         named_blobs = await gc_objects.named_blob_keys(self.db, blob_keys) if blob_keys else set()
-        upload_ids = {oid: uid for _k, _ns, _kind, oid in live if (uid := gc_objects.upload_id_of(oid))}
+        upload_ids = {  # objects only an upload session may name: staged ones, and blobs without a row
+            oid: uid
+            for key, _ns, kind, oid in live
+            if (kind == "uploads" if staged else kind == "blobs" and key not in named_blobs)
+            and (uid := gc_objects.upload_id_of(oid))
+        }
         uploads = await gc_objects.live_uploads(self.db, list(upload_ids.values())) if upload_ids else set()
 
         def named(key: str, namespace: str, kind: str, object_id: str) -> bool:
@@ -97,11 +102,13 @@ class Sweep:
         await tracker.advance(len(keys))
         if dry_run:
             return {p[1] for p in parsed}
-        names = [(key, staged) for key, ns, kind, oid in parsed if named(key, ns, kind, oid)]
-        if orphans or names:
-            due = await self.db.write_raw(gc_objects.sight_orphans, orphans, names, grace)
+        names = [key for key, ns, kind, oid in parsed if named(key, ns, kind, oid)]
+        renamed = await gc_objects.sighted(self.db, names, staged) if names else set()
+        if orphans or renamed:  # reads decide; a sweep that finds nothing writes nothing
+            forget = [(key, staged) for key in sorted(renamed)]
+            due = await self.db.write_raw(gc_objects.sight_orphans, orphans, forget, grace)
             if due:
-                crash_point("gc_objects.sweep_due")
+                crash_point("gc.sweep_due")
                 await object_deletions.delete_objects(self.store, [FreedObject(0, k, s) for k, s in due])
                 await self.db.write_raw(gc_objects.forget_orphans, due)
                 report.orphans_deleted += len(due)

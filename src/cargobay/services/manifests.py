@@ -196,7 +196,6 @@ def _store_manifest(
             pull_count=0,
         )
         manifests.insert(session, manifest, blob_ids, (str(c.digest) for c in parsed.children))
-        add_storage(tx, registry_id, len(body))
     else:
         manifest.pushed_at = now
         manifest.push_count = manifest.push_count + 1
@@ -204,6 +203,9 @@ def _store_manifest(
     for tag in applied:
         manifests.set_tag(session, repository_id, tag, manifest.id, now)
     manifests.count_push(session, repository_id, now)
+    if created:
+        session.flush()
+        add_storage(tx, registry_id, len(body))  # last: see registries.add_storage
     subject = str(parsed.subject.digest) if parsed.subject else None
     return PushResult(digest, subject, created, applied)
 

@@ -134,7 +134,8 @@ class RepositoryAdmin:
         def work(session: Session) -> None:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete repositories")
-            repository = repositories.find(session, registry_id, name)
+            # Locked first, before anything else: writers to it hold it for share from their start.
+            repository = repositories.find(session, registry_id, name, lock=True)
             if repository is None:
                 raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
             freed = session.scalar(

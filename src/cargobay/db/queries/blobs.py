@@ -106,9 +106,9 @@ def record(
             tx.timestamp(utcnow()),
         )
         if row is not None:
-            add_storage(tx, registry_id, size)
             blob = BlobInfo(*row)
             link(tx, repository_id, blob.id)  # a new blob is queued for review (an unfinished push)
+            add_storage(tx, registry_id, size)  # last: see registries.add_storage
             return blob, True
         found = find_stored(tx, registry_id, digest)
         if found is not None:

@@ -146,8 +146,11 @@ def note_object_deletions(tx: RawTx, registry_id: str, keys: Sequence[tuple[str,
 
 def note_registry_removal(tx: RawTx, registry_id: str) -> int:
     """Before a registry's rows go: queue every object its blobs and uploads name for deletion, in
-    the same transaction (the rows of the outbox outlive the registry). Returns how many."""
+    the same transaction (the rows of the outbox outlive the registry), and drop its reviews.
+    Returns how many objects."""
     stamp = tx.timestamp(utcnow())
+    tx.run("DELETE FROM gc_blob_reviews WHERE registry_id = ?", registry_id)
+    tx.run("DELETE FROM gc_manifest_reviews WHERE registry_id = ?", registry_id)
     blobs = tx.run(
         "INSERT INTO gc_object_deletions (registry_id, object_key, staged, created_at) "
         "SELECT registry_id, object_key, ?, ? FROM blobs WHERE registry_id = ?",
@@ -215,6 +218,7 @@ def collect_blobs(
     if not rows:
         return BlobBatch(0, 0, 0, (), 0, None)
     ids = [int(r[1]) for r in rows]
+    _drop_vanished(tx, "gc_blob_reviews", "blob_id", "blobs", ids)
     blobs = {
         int(r[0]): (int(r[1]), str(r[2]))
         for r in tx.all(
@@ -241,11 +245,20 @@ def collect_blobs(
         keys = [blobs[i][1] for i in garbage]
         outbox = note_object_deletions(tx, registry_id, [(key, False) for key in keys])
         freed = tuple(FreedObject(d, key) for d, key in zip(outbox, keys, strict=True))
+        tx.run(f"DELETE FROM gc_blob_reviews WHERE blob_id IN ({marks(len(garbage))})", *garbage)
         tx.run(f"DELETE FROM blobs WHERE id IN ({marks(len(garbage))})", *garbage)
         freed_bytes = sum(blobs[i][0] for i in garbage)
         add_storage(tx, registry_id, -freed_bytes)
     last = (rows[-1][0], int(rows[-1][1]))
     return BlobBatch(len(rows), len(kept), len(ids) - len(locked), freed, freed_bytes, last)
+
+
+def _drop_vanished(tx: RawTx, queue: str, id_column: str, table: str, ids: Sequence[int]) -> None:
+    """Reviews whose row is gone (a repository's manifests, a registry): nothing to review."""
+    present = {int(r[0]) for r in tx.all(f"SELECT id FROM {table} WHERE id IN ({marks(len(ids))})", *ids)}
+    vanished = [i for i in ids if i not in present]
+    if vanished:
+        tx.run(f"DELETE FROM {queue} WHERE {id_column} IN ({marks(len(vanished))})", *vanished)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +278,35 @@ async def blob_candidates(db: Database, registry_id: str, cutoff: datetime) -> E
     )
     assert row is not None
     return Estimate(int(row[0]), int(row[1]))
+
+
+async def blobs_due(db: Database, registry_id: str, cutoff: datetime, after: tuple[Any, int] | None) -> bool:
+    """Whether a blob review is due (after the keyset position ``after``): one indexed read."""
+    return await _due(db, "gc_blob_reviews", "blob_id", registry_id, cutoff, after)
+
+
+async def manifests_due(
+    db: Database, registry_id: str, cutoff: datetime, after: tuple[Any, int] | None
+) -> bool:
+    return await _due(db, "gc_manifest_reviews", "manifest_id", registry_id, cutoff, after)
+
+
+async def _due(
+    db: Database,
+    table: str,
+    id_column: str,
+    registry_id: str,
+    cutoff: datetime,
+    after: tuple[Any, int] | None,
+) -> bool:
+    extra, params = _after(after, id_column)
+    row = await db.fetch_one(
+        f"SELECT 1 FROM {table} WHERE registry_id = ? AND changed_at <= ?{extra} LIMIT 1",
+        registry_id,
+        db.timestamp(cutoff),
+        *params,
+    )
+    return row is not None
 
 
 async def due_blob_reviews(db: Database, registry_id: str, cutoff: datetime) -> int:
@@ -319,6 +361,7 @@ def collect_manifests(
     if not rows:
         return ManifestBatch(0, 0, 0, 0, 0, None)
     ids = [int(r[1]) for r in rows]
+    _drop_vanished(tx, "gc_manifest_reviews", "manifest_id", "manifests", ids)
     locked = {
         int(r[0])
         for r in tx.all(f"SELECT id FROM manifests WHERE id IN ({marks(len(ids))}){_lock(tx)}", *ids)
@@ -340,6 +383,7 @@ def collect_manifests(
     size = 0
     for manifest_id, repository_id, digest, subject, manifest_size in dangling:
         note_manifest_removal(tx, manifest_id, repository_id, digest, subject)
+        tx.run("DELETE FROM gc_manifest_reviews WHERE manifest_id = ?", manifest_id)
         tx.run("DELETE FROM manifests WHERE id = ?", manifest_id)
         size += manifest_size
     add_storage(tx, registry_id, -size)

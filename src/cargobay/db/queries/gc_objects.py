@@ -3,7 +3,6 @@ object that no row names (a crash leftover) from one a blob or an upload session
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -57,12 +56,38 @@ def forget_deletions(tx: RawTx, ids: Sequence[int]) -> None:
 # -- the sweep: objects no row names ----------------------------------------------------------------
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def upload_id_of(object_id: str) -> str | None:
     """The upload session an object id comes from (ids are the session's UUID without dashes)."""
-    try:
-        return str(uuid.UUID(hex=object_id)) if len(object_id) == 32 else None
-    except ValueError:
+    if len(object_id) != 32 or not _HEX.issuperset(object_id):
         return None
+    h = object_id
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+async def sighted(db: Database, keys: Sequence[str], staged: bool) -> set[str]:
+    """Of ``keys``, those a sweep recorded as unnamed before."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(keys))):
+        rows = await db.fetch_all(
+            f"SELECT object_key FROM gc_orphans WHERE staged = ? AND object_key IN ({marks(len(part))})",
+            staged,
+            *part,
+        )
+        found |= {str(r[0]) for r in rows}
+    return found
+
+
+async def any_sighted(db: Database, namespaces: Iterable[str]) -> bool:
+    for part in chunks(sorted(set(namespaces))):
+        row = await db.fetch_one(
+            f"SELECT 1 FROM gc_orphans WHERE namespace IN ({marks(len(part))}) LIMIT 1", *part
+        )
+        if row is not None:
+            return True
+    return False
 
 
 async def registries_present(db: Database, ids: Iterable[str]) -> set[str]:

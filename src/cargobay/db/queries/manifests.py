@@ -128,7 +128,7 @@ def lock_subject(session: Session, repository_id: int, digest: str) -> None:
 
 def set_tag(session: Session, repository_id: int, tag: str, manifest_id: int, now: datetime) -> None:
     """Point the tag at the manifest; a manifest the tag leaves is queued for review."""
-    existing = session.get(Tag, (repository_id, tag))
+    existing = session.get(Tag, (repository_id, tag), with_for_update=True)
     if existing is None:
         session.add(Tag(repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now))
     else:

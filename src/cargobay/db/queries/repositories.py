@@ -10,14 +10,17 @@ from cargobay.db.models import Repository
 from cargobay.db.types import utcnow
 
 
-def find(session: Session, registry_id: str, name: str) -> Repository | None:
-    return session.scalar(
-        select(Repository).where(Repository.registry_id == registry_id, Repository.name == name)
-    )
+def find(session: Session, registry_id: str, name: str, *, lock: bool = False) -> Repository | None:
+    """The repository; with ``lock``, held FOR UPDATE (PostgreSQL) until the transaction ends."""
+    query = select(Repository).where(Repository.registry_id == registry_id, Repository.name == name)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def find_id(tx: RawTx, registry_id: str, name: str) -> int | None:
-    row = tx.one("SELECT id FROM repositories WHERE registry_id = ? AND name = ?", registry_id, name)
+    """The repository's id; on PostgreSQL its row is then kept (FOR KEY SHARE) until the transaction
+    ends, so a repository delete waits for a writer that got there first, before either holds more."""
+    lock = "" if tx.is_sqlite else " FOR KEY SHARE"
+    row = tx.one(f"SELECT id FROM repositories WHERE registry_id = ? AND name = ?{lock}", registry_id, name)
     return int(row[0]) if row is not None else None
 
 

@@ -36,9 +36,6 @@ def upgrade() -> None:
         sa.Column("blob_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("registry_id", sa.String(length=36), nullable=False),
         sa.Column("changed_at", cargobay.db.types.UtcDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["blob_id"], ["blobs.id"], name=op.f("fk_gc_blob_reviews_blob_id_blobs"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("blob_id", name=op.f("pk_gc_blob_reviews")),
     )
     op.create_index(
@@ -49,12 +46,6 @@ def upgrade() -> None:
         sa.Column("manifest_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("registry_id", sa.String(length=36), nullable=False),
         sa.Column("changed_at", cargobay.db.types.UtcDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["manifest_id"],
-            ["manifests.id"],
-            name=op.f("fk_gc_manifest_reviews_manifest_id_manifests"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("manifest_id", name=op.f("pk_gc_manifest_reviews")),
     )
     op.create_index(
