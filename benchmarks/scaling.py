@@ -16,8 +16,10 @@ Sections (``--only``), and what their rows are:
   ``GET /v2/_catalog`` path-style with the Bearer JWT of ``scope=registry:catalog:*`` and with Basic,
   the size of that JWT, and the same for the contract holding the N registries.
 * ``lists``: management lists (Basic owner): repositories of a registry with N repositories,
-  artifacts of a registry with N manifests, artifacts of a repository with N manifests; first page
-  and a deep page (offset N-100, limit 100).
+  artifacts of a registry with N manifests, artifacts of a repository with N manifests; first page,
+  a deep page (offset N-100, limit 100), and that deep page by the ``next`` link of the page before it
+  (a keyset cursor); the tokens of a registry with N tokens (first and deep page) and the owner's
+  registries when the contract holds N more (first page, and the last by ``pagination.token``).
 * ``tokens``: one registry with N tokens of distinct names; a login without scope with one of them.
 * ``flat``: a repository with N manifests and tags, a registry with N tokens: manifest push, GET by
   tag, tag lists, a scoped token request. These are expected to stay flat.
@@ -26,6 +28,7 @@ Sections (``--only``), and what their rows are:
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import hashlib
 import http.client
@@ -476,6 +479,43 @@ def measure_lists(t: Target, data: seeding.ListsData) -> None:
                 lambda i, path=path: Req("GET", path, owner),
                 inspect=_items,
             )
+        # The same deep page as a client that follows ``next`` links reaches it (a keyset cursor).
+        path = _next_link(t, resource, order, max(0, deep - PAGE), owner)
+        t.measure(
+            f"{label} ?orderBy={order}, deep page by next link",
+            lambda i, path=path: Req("GET", path, owner),
+            inspect=_items,
+        )
+
+    tokens = f"/containerregistries/registries/{data.registry_id}/tokens"
+    for offset, where in ((0, "first page"), (deep, "deep page")):
+        path = f"{tokens}?{urllib.parse.urlencode({'offset': str(offset), 'limit': str(PAGE)})}"
+        t.measure(f"tokens, {where}", lambda i, path=path: Req("GET", path, owner), inspect=_items)
+    t.measure(
+        "registries, first page",
+        lambda i: Req("GET", f"/containerregistries/registries?limit={PAGE}", owner),
+        inspect=_items,
+    )
+    # the last page: after the name that precedes it (the opaque token is "n:" + that name, base64url)
+    before = data.registry_names[max(0, len(data.registry_names) - PAGE - 1)]
+    token = base64.urlsafe_b64encode(f"n:{before}".encode()).decode().rstrip("=")
+    query = urllib.parse.urlencode({"limit": PAGE, "pagination.token": token})
+    last = f"/containerregistries/registries?{query}"
+    t.measure("registries, deep page by pagination.token", lambda i: Req("GET", last, owner), inspect=_items)
+
+
+def _next_link(t: Target, resource: str, order: str, offset: int, headers: dict[str, str]) -> str:
+    """The path of the ``next`` link of the page at ``offset`` (that page itself when it is the last)."""
+    query = urllib.parse.urlencode({"orderBy": order, "offset": offset, "limit": PAGE})
+    path = f"/containerregistries/{resource}?{query}"
+    answer = t.send(Req("GET", path, headers))
+    if answer.status != 200:
+        raise RuntimeError(f"{path}: {answer.status} {answer.body[:300]!r}")
+    link = json.loads(answer.body)["_links"].get("next")
+    if not link:
+        return path
+    parts = urllib.parse.urlsplit(link)
+    return f"{parts.path}?{parts.query}"
 
 
 def measure_tokens(t: Target, data: seeding.TokensData) -> None:

@@ -453,9 +453,10 @@ def seed_catalog(s: Seeder, n: int, owner: Owner, big_user: str) -> CatalogData:
 
 @dataclass(frozen=True)
 class ListsData:
-    registry_id: str  # n repositories with one tagged manifest each
+    registry_id: str  # n repositories with one tagged manifest each, and n tokens
     deep_registry_id: str  # one repository (``repository``) with n tagged manifests
     repository: str
+    registry_names: list[str]  # n more registries of the owner's contract, in name order
 
 
 def seed_lists(s: Seeder, n: int, owner: Owner) -> ListsData:
@@ -466,7 +467,10 @@ def seed_lists(s: Seeder, n: int, owner: Owner) -> ListsData:
     (big,) = s.repositories([deep], ["big/app"])
     manifests = s.manifests(deep, [big] * n)
     s.tags([big] * n, [f"v{i:06d}" for i in range(n)], manifests)
-    return ListsData(wide, deep, "big/app")
+    s.tokens([wide] * n, [f"tok-{i:06d}" for i in range(n)], ["not-a-hash"] * n, [])
+    names = [f"lst-{i:06d}" for i in range(n)]
+    s.registries([owner.contract_number] * n, names)
+    return ListsData(wide, deep, "big/app", names)
 
 
 @dataclass(frozen=True)

@@ -189,14 +189,16 @@ class CargobayServer(Server):
         return http_status(f"{self.url}/healthz") == 200
 
     def prepare(self) -> None:
-        # The CLI migrates and creates the bootstrap owner, so the registry can exist before serving.
-        subprocess.run(
-            [self.cargobay, "registry", "create", REGISTRY],
-            env=self.environment(),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        # `migrate` makes the installation (admin commands never do) with the bootstrap owner, so the
+        # registry can exist before serving.
+        for command in (["migrate"], ["registry", "create", REGISTRY]):
+            subprocess.run(
+                [self.cargobay, *command],
+                env=self.environment(),
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
 
     def basic_authorization(self) -> str:
         return basic(ADMIN_USER, ADMIN_PASSWORD)

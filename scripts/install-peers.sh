@@ -15,7 +15,8 @@
 # both work.  Build logs go to $CACHE/logs/; a failure prints the tail of the relevant log.
 #
 # Cache layout (CARGOBAY_CACHE_DIR, default <repo>/.cache — keep it out of git):
-#   bin/        crane oras regctl registry-v3 conformance osv-scanner
+#   bin/        crane oras regctl registry-v3 versitygw (S3 server for the storage tests) conformance
+#               osv-scanner
 #   stamps/     <tool>.pin — the pin each binary was built from; a changed pin rebuilds it
 #   go/mod      GOMODCACHE   go/build  GOCACHE   (nothing is written to ~/go or ~/.cache)
 #   src/        writable copy of the conformance suite module, where it is built
@@ -47,6 +48,7 @@ GO_TOOLS=(
   "registry-v3|github.com/distribution/distribution/v3/cmd/registry|v3.1.1|registry"
   # v2.6.0 needs Go 1.27; v2.5.1 builds with Go 1.26. The scanning cross-check runs it offline.
   "osv-scanner|github.com/google/osv-scanner/v2/cmd/osv-scanner|v2.5.1|osv-scanner"
+  "versitygw|github.com/versity/versitygw/cmd/versitygw|v1.8.0|versitygw"
 )
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
 CONFORMANCE_VER=v0.0.0-20260831232431-97274622c111
@@ -97,6 +99,7 @@ print_env() {
     CARGOBAY_ORAS "$BIN/oras" \
     CARGOBAY_REGCTL "$BIN/regctl" \
     CARGOBAY_REGISTRY_V3 "$BIN/registry-v3" \
+    CARGOBAY_VERSITYGW "$BIN/versitygw" \
     CARGOBAY_REGISTRY_V2 "$(command -v docker-registry || echo /usr/bin/docker-registry)" \
     CARGOBAY_CONFORMANCE "$BIN/conformance" \
     CARGOBAY_OSV_SCANNER "$BIN/osv-scanner" \

@@ -12,6 +12,7 @@ from cargobay.db.engine import Database
 from cargobay.db.migrate import upgrade
 from tests.support.peers import in_ci
 from tests.support.postgres import DatabaseClones, PostgresServer, find_binaries, to_sqlalchemy
+from tests.support.s3 import S3Server, start_s3_server
 from tests.support.server import Server
 from tests.support.v2 import V2
 
@@ -44,6 +45,19 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+# -- a real S3 server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """versitygw for the session; skipped where it cannot start, but never in CI."""
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # -- databases: SQLite and a real PostgreSQL ------------------------------------------------------

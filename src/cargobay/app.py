@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cargobay import gc_metrics, observability, outages
+from cargobay import allocator, gc_metrics, observability, outages
 from cargobay.config import Settings
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.logs import configure_logging, get_logger
@@ -212,6 +212,7 @@ def _gauges(runtime: Runtime) -> list[GaugeMetricFamily]:
 
 def create_app(settings: Settings | None = None) -> CargobayApp:
     """uvicorn factory: ``uvicorn --factory cargobay.app:create_app``."""
+    allocator.tune()  # every serving process, before it allocates much
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
     return CargobayApp(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cargobay.auth.jwt_tokens import TokenSigner, load_or_create_key
+from cargobay.auth.jwt_tokens import TokenSigner
 from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSigner
 from cargobay.auth.registry_access import RegistryAccess
 from cargobay.config import Settings
@@ -23,7 +23,7 @@ from cargobay.services.blobs import BlobService
 from cargobay.services.catalog import Catalog
 from cargobay.services.encryption import record_plaintext_writes
 from cargobay.services.gc import GarbageCollector
-from cargobay.services.keys import DataKeys, activate, open_master_key_file
+from cargobay.services.keys import DataKeys, activate, open_master_key_file, signing_key
 from cargobay.services.manifests import ManifestService
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
@@ -146,7 +146,7 @@ def assemble(
     master_keys: MasterKeyFile | None = None,
 ) -> Runtime:
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
-    auth = build_auth(settings, db)
+    auth = build_auth(settings, db, master_keys)
     uploads = UploadService(db, store, settings.upload_expiry_seconds)
     services = Services(
         registries=RegistryAdmin(db, store),
@@ -171,8 +171,10 @@ def assemble(
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 
 
-def build_auth(settings: Settings, db: Database) -> Auth:
-    key = load_or_create_key(settings.data_dir / "jwt.key")
+def build_auth(settings: Settings, db: Database, keys: MasterKeyFile | None) -> Auth:
+    # Every process of the deployment signs with the one key in the database (an earlier release kept
+    # it in {data dir}/jwt.key: that key is taken over, so management API tokens stay valid).
+    key = signing_key(db, keys, "jwt", legacy=settings.data_dir / "jwt.key")
     registry_tokens = TokenSigner(key, settings.token_ttl_seconds)
     management_tokens = ManagementTokenSigner(key)
     return Auth(

@@ -262,7 +262,7 @@ def _make_world(server: Server, stack: list[Callable[[], None]]) -> World:
 
     http_client = httpx.Client(base_url=server.url, timeout=30)
     stack.append(http_client.close)
-    signer = TokenSigner((server.data_dir / "jwt.key").read_bytes())
+    signer = TokenSigner(server.signing_key())
     return World(
         server, http_client, client, creds, ids, images, referrers, note, bases, outside_sessions, signer
     )

@@ -152,10 +152,10 @@ def test_a_ttl_under_five_seconds_is_refused_by_the_configuration(ttl: int) -> N
 
 def test_an_expired_jwt_is_refused(place: Place) -> None:
     """A JWT signed with the server's own key, granting pull, but past its expiry."""
-    signer = TokenSigner((place.server.data_dir / "jwt.key").read_bytes(), ttl_seconds=-10)
+    signer = TokenSigner(place.server.signing_key(), ttl_seconds=-10)
     grant = ResourceScope("repository", f"{place.registry}/team/app", frozenset({"pull"}))
     token = signer.issue("user:x", place.server.host, [place.registry_id], [grant]).token
-    fresh = TokenSigner((place.server.data_dir / "jwt.key").read_bytes())
+    fresh = TokenSigner(place.server.signing_key())
     valid = fresh.issue("user:x", place.server.host, [place.registry_id], [grant]).token
     assert _tags(place, token=valid).status_code == 200
     refused = _tags(place, token=token)

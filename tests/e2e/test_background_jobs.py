@@ -35,10 +35,15 @@ def test_abandoned_upload_is_expired_by_the_in_process_job(expiring_server: Serv
             location, content=b"x" * 1000, headers={"Content-Type": "application/octet-stream"}
         )
         assert patched.status_code == 202, patched.text
-        uploads_dir = server.data_dir / "storage" / "staging" / registry_id / "uploads"
-        # The staged object's file name starts with the upload's object id (encrypted ones add ".cbe").
-        staged = [p for p in uploads_dir.iterdir() if p.name.startswith(upload_id.replace("-", ""))]
-        assert len(staged) == 1 and staged[0].stat().st_size >= 1000
+        storage = server.data_dir / "storage"
+        oid = upload_id.replace("-", "")
+        # The writer's file is named for the upload's object id (encrypted ones add ".cbe"); with
+        # encryption on, the 1000 bytes (less than a segment) wait sealed in a tail object beside it.
+        staged = [
+            p for p in (storage / "staging" / registry_id / "uploads").iterdir() if p.name.startswith(oid)
+        ]
+        tails = list((storage / "objects" / registry_id / "uploads").glob(f"{oid}.*.tail"))
+        assert len(staged) == 1 and staged[0].stat().st_size + sum(t.stat().st_size for t in tails) >= 1000
 
         engine = create_engine(f"sqlite:///{server.data_dir / 'cargobay.db'}")
         try:
@@ -47,7 +52,7 @@ def test_abandoned_upload_is_expired_by_the_in_process_job(expiring_server: Serv
                 with engine.connect() as connection:
                     return connection.execute(select(Upload.id).where(Upload.id == upload_id)).first() is None
 
-            wait_for(lambda: not staged[0].exists() and row_gone())
+            wait_for(lambda: not staged[0].exists() and not any(t.exists() for t in tails) and row_gone())
             with engine.connect() as connection:
                 expiries = connection.execute(
                     select(Job.result).where(Job.kind == "uploads.expire", Job.status == "succeeded")

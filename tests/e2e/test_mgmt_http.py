@@ -233,6 +233,59 @@ def test_token_list_uses_string_offsets_with_counts(http: httpx.Client) -> None:
     )
 
 
+def _follow(http: httpx.Client, url: str, params: dict[str, Any]) -> list[list[str]]:
+    """Every page of a list, following its ``next`` links."""
+    pages: list[list[str]] = []
+    page = http.get(url, params=params)
+    while True:
+        assert page.status_code == 200, page.text
+        body = page.json()
+        pages.append([item["id"] for item in body["items"]])
+        if body["_links"].get("next") is None:
+            return pages
+        page = http.get(body["_links"]["next"])
+
+
+def test_next_links_carry_a_cursor_that_pages_like_offsets(
+    http: httpx.Client, server: Server, owner: Login
+) -> None:
+    registry = make_registry(http)
+    name = registry["properties"]["name"]
+    for i in range(5):
+        push_image(server, owner.auth, name, f"r{i}/app", "v1")
+        push_image(server, owner.auth, name, "one/app", f"v{i}")
+    rid = registry["id"]
+    lists = [
+        (f"/registries/{rid}/repositories", {"orderBy": "-lastPush", "limit": 2}),
+        (f"/registries/{rid}/repositories", {"orderBy": "lastPull", "limit": 2, "filter.name": "app"}),
+        (f"/registries/{rid}/artifacts", {"orderBy": "-pullCount", "limit": 3}),
+        (f"/registries/{rid}/repositories/one%2Fapp/artifacts", {"orderBy": "lastPush", "limit": 2}),
+    ]
+    for url, params in lists:
+        followed = _follow(http, url, params)
+        first = http.get(url, params=params).json()
+        assert "pagination.token=" in first["_links"]["next"] and "offset=" in first["_links"]["next"]
+        by_offset = [
+            [item["id"] for item in http.get(url, params={**params, "offset": at}).json()["items"]]
+            for at in range(0, sum(map(len, followed)), params["limit"])
+        ]
+        assert followed == by_offset, url
+        assert len({i for page in followed for i in page}) == sum(map(len, followed)) >= 5
+    # a token made for another offset, order or filter is not used: the offset places the page
+    url, params = lists[0]
+    token = http.get(url, params=params).json()["_links"]["next"].split("pagination.token=")[1]
+    plain = http.get(url, params={**params, "offset": 4}).json()["items"]
+    assert http.get(url, params={**params, "offset": 4, "pagination.token": token}).json()["items"] == plain
+    other = {**params, "orderBy": "lastPush", "offset": 2}
+    assert (
+        http.get(url, params={**other, "pagination.token": token}).json()["items"]
+        == http.get(url, params=other).json()["items"]
+    )
+    assert_error(
+        http.get(url, params={**params, "pagination.token": "bm90LWEtdG9rZW4"}), 400, "pagination.token"
+    )
+
+
 def test_repository_list_uses_integer_offsets_with_optional_links(
     http: httpx.Client, server: Server, owner: Login
 ) -> None:
@@ -391,6 +444,9 @@ def test_invalid_token_bodies_are_refused_and_nothing_is_stored(
         ({"expiryDate": "2001-01-01T00:00:00Z"}, "at least one hour"),
         ({"scopes": [{"name": "x", "type": "repository", "actions": []}]}, "scopes[0].actions"),
         ({"scopes": "all"}, "scopes"),
+        # wrapped as POST and PUT bodies are: refused, not ignored (a 200 that would change nothing)
+        ({"properties": {"status": "disabled"}}, "properties is not a field of this PATCH"),
+        ({"properties": {"expiryDate": None}, "status": "disabled"}, "send expiryDate, scopes, status"),
     ],
 )
 def test_invalid_token_patches_change_nothing(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from ionoscloud_container_registry import (
     ApiClient,
@@ -509,3 +510,22 @@ def test_x_contract_number_selects_among_a_users_contracts(server: Server, owner
     token = bearer_token(server, owner, contract=other.contract)
     with sdk(server, token=token) as api:  # a bearer token keeps the contract it was made for
         assert RegistriesApi(api).registries_find_by_id(theirs.id).id == theirs.id
+
+
+def test_a_generated_token_carries_the_identity_ionosctl_reads_and_works_with_the_sdk(
+    server: Server, owner: Login
+) -> None:
+    admin = add_user(server, owner.contract, role="user", manage_registry=True)
+    token = bearer_token(server, admin)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    identity = claims["identity"]
+    assert claims["contract"] == identity["contractNumber"] == owner.contract
+    assert claims["sub"] == identity["uuid"] == identity["userId"]
+    assert identity["email"] == admin.email and identity["role"] == "user"
+    assert identity["privileges"] == ["manageRegistry"] and identity["isParent"] is False
+    with sdk(server, token=token) as api:
+        made = RegistriesApi(api).registries_post(
+            PostRegistryInput(properties=PostRegistryProperties(name=unique("jwt"), location="de/fra"))
+        )
+        assert made.metadata.created_by_user_id == claims["sub"]
+        assert made.id in [r.id for r in RegistriesApi(api).registries_get().items or []]

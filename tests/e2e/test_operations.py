@@ -184,3 +184,19 @@ def test_tls_probes_on_the_plain_port_are_explained_once_per_process(tmp_path: P
         log = server.log_tail(200)
     assert log.count("invalid HTTP request received") == 1, log
     assert "try HTTPS first" in log and "Invalid HTTP request received." not in log
+
+
+def test_connections_beyond_the_cap_are_answered_503_not_queued(tmp_path: Path) -> None:
+    env = {"CARGOBAY_MAX_CONNECTIONS": "16", "CARGOBAY_HEAD_TIMEOUT_SECONDS": "30"}
+    with Server(data_dir=tmp_path / "data", extra_env=env) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
+        try:
+            time.sleep(0.3)
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                sock.settimeout(10)
+                assert sock.recv(64).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in idle:
+                sock.close()
+        wait_for(lambda: httpx.get(f"{server.url}/healthz").status_code == 200, 10, "the cap to free up")

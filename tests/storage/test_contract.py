@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from cargobay.storage.base import BlobStore, ObjectNotFound
-from tests.support.storage import chunks_of, fill, keys_of, read_all
+from cargobay.storage.base import BlobStore, ObjectNotFound, WriterLost
+from tests.support.storage import fill, keys_of, read_all, write_chunks
 
 NS = "4f6a0c1e-0000-4000-8000-000000000001"
 DATA = bytes(range(256)) * 40 + b"tail"  # 10244 bytes: two and a half small segments
@@ -16,10 +16,6 @@ DATA = bytes(range(256)) * 40 + b"tail"  # 10244 bytes: two and a half small seg
 
 def blob_key(oid: str, ns: str = NS) -> str:
     return f"{ns}/blobs/{oid[:2]}/{oid}"
-
-
-def upload_key(oid: str, ns: str = NS) -> str:
-    return f"{ns}/uploads/{oid}"
 
 
 # -- committed objects ------------------------------------------------------------------------
@@ -78,125 +74,167 @@ async def test_list_names_committed_objects_under_a_prefix(store: BlobStore) -> 
     other = "4f6a0c1e-0000-4000-8000-000000000002"
     for key in (blob_key("ab01"), blob_key("ab02"), blob_key("cd03"), blob_key("ab04", other)):
         await store.put(key, b"x")
-    await fill(store, upload_key("ef05"), b"staged")
-    assert await keys_of(store.list(NS)) == [blob_key("ab01"), blob_key("ab02"), blob_key("cd03")]
+    state = await write_chunks(store, blob_key("ef05"), b"staged")  # not an object (yet)
+    listed = [blob_key("ab01"), blob_key("ab02"), blob_key("cd03")]
+    assert await keys_of(store.list(f"{NS}/blobs")) == listed
+    assert set(listed) <= set(await keys_of(store.list(NS)))
+    assert blob_key("ef05") not in await keys_of(store.list(NS))
+    await store.discard(blob_key("ef05"), state)
     assert await keys_of(store.list(f"{NS}/blobs/ab")) == [blob_key("ab01"), blob_key("ab02")]
     assert await keys_of(store.list(f"{NS}/nothing")) == []
 
 
-# -- staged objects ---------------------------------------------------------------------------
-async def test_append_creates_and_grows_a_staged_object(store: BlobStore) -> None:
-    key = upload_key("ab01")
-    assert await store.staged_size(key) is None
-    assert await fill(store, key, DATA[:3000]) == 3000
-    assert await fill(store, key, DATA[3000:]) == len(DATA)
-    assert await store.staged_size(key) == len(DATA)
-    assert await read_all(store.staged_reader(key)) == DATA
+async def test_delete_many_removes_each_and_absent_is_no_error(store: BlobStore) -> None:
+    await store.put(blob_key("ab01"), DATA)
+    await store.put(blob_key("ab02"), b"x")
+    await store.delete_many([blob_key("ab01"), blob_key("ab02"), blob_key("ab03")])
+    assert await store.stat(blob_key("ab01")) is None
+    assert await store.stat(blob_key("ab02")) is None
 
 
-async def test_append_of_nothing_creates_an_empty_staged_object(store: BlobStore) -> None:
-    key = upload_key("ab01")
-    assert await fill(store, key, b"") == 0
-    assert await store.staged_size(key) == 0
-    assert await read_all(store.staged_reader(key)) == b""
-
-
-async def test_append_of_nothing_leaves_a_staged_object_as_it_was(store: BlobStore) -> None:
-    key = upload_key("ab01")
-    await fill(store, key, DATA[:5000])  # with small segments: a partial last segment
-    assert await store.append(key, chunks_of(b"", 1)) == 5000
-    assert await store.staged_size(key) == 5000
-    assert await read_all(store.staged_reader(key)) == DATA[:5000]
-
-
-async def test_staged_objects_are_not_committed_ones(store: BlobStore) -> None:
-    await fill(store, upload_key("ab01"), DATA)
-    assert await store.stat(upload_key("ab01")) is None
-    assert await keys_of(store.list(NS)) == []
-
-
-@pytest.mark.parametrize(("offset", "length"), [(0, None), (5, 3995), (3999, 3), (8000, None), (10240, 100)])
-async def test_staged_reader_returns_the_requested_range(
-    store: BlobStore, offset: int, length: int | None
-) -> None:
-    await fill(store, upload_key("ab01"), DATA, chunk=777)
-    expected = DATA[offset:] if length is None else DATA[offset : offset + length]
-    assert await read_all(store.staged_reader(upload_key("ab01"), offset, length)) == expected
-
-
-@pytest.mark.parametrize("size", [0, 1, 3999, 4000, 4001, 9000, len(DATA) - 1, len(DATA)])
-async def test_truncate_cuts_a_staged_object_back(store: BlobStore, size: int) -> None:
-    key = upload_key("ab01")
-    await fill(store, key, DATA)
-    await store.truncate(key, size)
-    assert await store.staged_size(key) == size
-    assert await read_all(store.staged_reader(key)) == DATA[:size]
-    assert await fill(store, key, b"more") == size + 4
-    assert await read_all(store.staged_reader(key)) == DATA[:size] + b"more"
-
-
-async def test_truncate_of_an_absent_object_raises_not_found(store: BlobStore) -> None:
-    with pytest.raises(ObjectNotFound):
-        await store.truncate(upload_key("ab01"), 0)
-
-
-async def test_commit_publishes_and_removes_the_staged_object(store: BlobStore) -> None:
-    await fill(store, upload_key("ab01"), DATA, chunk=333)
-    await store.commit(upload_key("ab01"), blob_key("ab01"))
-    assert await store.staged_size(upload_key("ab01")) is None
+# -- writers ----------------------------------------------------------------------------------
+async def test_a_writer_publishes_on_commit(store: BlobStore) -> None:
+    assert await fill(store, blob_key("ab01"), DATA, chunk=333) == len(DATA)
     assert await store.stat(blob_key("ab01")) == len(DATA)
     assert await read_all(store.reader(blob_key("ab01"))) == DATA
-    assert await keys_of(store.list_staged(NS)) == []
 
 
-async def test_commit_of_an_empty_staged_object(store: BlobStore) -> None:
-    await fill(store, upload_key("ab01"), b"")
-    await store.commit(upload_key("ab01"), blob_key("ab01"))
+async def test_a_writer_of_nothing_commits_an_empty_object(store: BlobStore) -> None:
+    assert await fill(store, blob_key("ab01"), b"") == 0
     assert await store.stat(blob_key("ab01")) == 0
     assert await read_all(store.reader(blob_key("ab01"))) == b""
 
 
+async def test_nothing_is_visible_before_commit(store: BlobStore) -> None:
+    writer = await store.writer(blob_key("ab01"))
+    await writer.write(DATA)
+    state = await writer.suspend()
+    await writer.close()
+    assert await store.stat(blob_key("ab01")) is None
+    assert await keys_of(store.list(f"{NS}/blobs")) == []
+    await store.discard(blob_key("ab01"), state)
+
+
+@pytest.mark.parametrize("cuts", [[3000], [1, 3999, 4000], [4000, 4000], [10243], [2, 2, 2, 5000, 7]])
+async def test_a_writer_continues_from_its_state(store: BlobStore, cuts: list[int]) -> None:
+    """Each session continues the last one's state (another process could): uneven sizes, also
+    ending inside a (small) segment or on its boundary."""
+    key, state, start = blob_key("ab01"), None, 0
+    for cut in cuts:
+        state = await write_chunks(store, key, DATA[start : start + cut], chunk=777, state=state)
+        start += cut
+    writer = await store.writer(key, state)
+    assert writer.size == start
+    await writer.write(DATA[start:])
+    assert writer.size == len(DATA)
+    assert await writer.commit() == len(DATA)
+    assert await read_all(store.reader(key)) == DATA
+
+
+async def test_an_empty_session_leaves_the_state_usable(store: BlobStore) -> None:
+    key = blob_key("ab01")
+    state = await write_chunks(store, key, DATA[:5000])
+    state = await write_chunks(store, key, b"", state=state)
+    state = await write_chunks(store, key, DATA[5000:], state=state)
+    writer = await store.writer(key, state)
+    await writer.commit()
+    assert await read_all(store.reader(key)) == DATA
+
+
+async def test_a_failed_session_leaves_the_previous_state_usable(store: BlobStore) -> None:
+    """A chunk that broke off (written, never suspended) leaves no trace."""
+    key = blob_key("ab01")
+    state = await write_chunks(store, key, DATA[:5000])
+    writer = await store.writer(key, state)
+    await writer.write(b"junk" * 1500)
+    await writer.close()
+    writer = await store.writer(key, state)
+    assert writer.size == 5000
+    await writer.write(DATA[5000:])
+    await writer.commit()
+    assert await read_all(store.reader(key)) == DATA
+
+
+async def test_a_state_that_was_not_recorded_does_not_spoil_the_recorded_one(store: BlobStore) -> None:
+    """A session that suspended but whose state never reached the database (it failed after)."""
+    key = blob_key("ab01")
+    recorded = await write_chunks(store, key, DATA[:4500])
+    await write_chunks(store, key, b"lost" * 1000, state=recorded)
+    again = await write_chunks(store, key, DATA[4500:9000], state=recorded)
+    writer = await store.writer(key, again)
+    await writer.write(DATA[9000:])
+    await writer.commit()
+    assert await read_all(store.reader(key)) == DATA
+
+
 async def test_commit_replaces_an_existing_object(store: BlobStore) -> None:
     await store.put(blob_key("ab01"), b"old")
-    await fill(store, upload_key("ab01"), DATA)
-    await store.commit(upload_key("ab01"), blob_key("ab01"))
+    await fill(store, blob_key("ab01"), DATA)
     assert await read_all(store.reader(blob_key("ab01"))) == DATA
 
 
-async def test_commit_of_an_absent_object_raises_not_found(store: BlobStore) -> None:
-    with pytest.raises(ObjectNotFound):
-        await store.commit(upload_key("ab01"), blob_key("ab01"))
-    assert await store.stat(blob_key("ab01")) is None
+async def test_cancel_drops_everything_written(store: BlobStore) -> None:
+    key = blob_key("ab01")
+    state = await write_chunks(store, key, DATA[:5000])
+    writer = await store.writer(key, state)
+    await writer.write(DATA[5000:])
+    await writer.cancel()
+    assert await store.stat(key) is None
+    with pytest.raises(WriterLost):
+        await store.writer(key, state)
 
 
-async def test_discard_removes_and_absent_is_no_error(store: BlobStore) -> None:
-    await fill(store, upload_key("ab01"), DATA)
-    await store.discard(upload_key("ab01"))
-    await store.discard(upload_key("ab01"))
-    assert await store.staged_size(upload_key("ab01")) is None
+async def test_discard_drops_a_suspended_writer(store: BlobStore) -> None:
+    key = blob_key("ab01")
+    state = await write_chunks(store, key, DATA[:5000])
+    await store.discard(key, state)
+    await store.discard(key, state)
+    with pytest.raises(WriterLost):
+        await store.writer(key, state)
+    assert await store.stat(key) is None
 
 
-async def test_list_staged_names_staged_objects(store: BlobStore) -> None:
-    await fill(store, upload_key("ab01"), b"x")
-    await fill(store, upload_key("ab02"), b"")
-    await store.put(blob_key("cd03"), b"committed")
-    assert await keys_of(store.list_staged(NS)) == [upload_key("ab01"), upload_key("ab02")]
+async def test_a_committed_writer_cannot_continue(store: BlobStore) -> None:
+    key = blob_key("ab01")
+    state = await write_chunks(store, key, DATA[:5000])
+    writer = await store.writer(key, state)
+    await writer.commit()
+    with pytest.raises(WriterLost):
+        await store.writer(key, state)
+    assert await read_all(store.reader(key)) == DATA[:5000]
+
+
+async def test_writers_leave_no_temporary_objects(store: BlobStore) -> None:
+    key, state, start = blob_key("ab01"), None, 0
+    for cut in (1000, 3500, 2000):
+        state = await write_chunks(store, key, DATA[start : start + cut], state=state)
+        start += cut
+    writer = await store.writer(key, state)
+    await writer.write(DATA[start:])
+    await writer.commit()
+    other = blob_key("cd02")
+    state = await write_chunks(store, other, DATA[:4100])
+    state = await write_chunks(store, other, DATA[4100:4200], state=state)
+    writer = await store.writer(other, state)
+    await writer.cancel()
+    assert await keys_of(store.list(NS)) == [blob_key("ab01")]
 
 
 # -- large objects and streaming ----------------------------------------------------------------
 LARGE = os.urandom(5 * 1024 * 1024 + 12345)
 
 
-async def test_large_object_in_uneven_appends_reads_back_in_bounded_chunks(store: BlobStore) -> None:
-    key = upload_key("ab01")
+async def test_large_object_in_uneven_sessions_reads_back_in_bounded_chunks(store: BlobStore) -> None:
+    key = blob_key("ab01")
     sizes = [1, 1024 * 1024 - 1, 3 * 1024 * 1024 + 17, 65536, len(LARGE)]
-    start = 0
+    start, state = 0, None
     for size in sizes:
         piece = LARGE[start : start + size]
-        assert await store.append(key, chunks_of(piece, 300_000)) == start + len(piece)
+        state = await write_chunks(store, key, piece, chunk=300_000, state=state)
         start += len(piece)
     assert start == len(LARGE)
-    await store.commit(key, blob_key("ab01"))
+    writer = await store.writer(key, state)
+    assert await writer.commit() == len(LARGE)
     largest = 0
     received = bytearray()
     async for chunk in store.reader(blob_key("ab01")):
@@ -238,8 +276,7 @@ async def test_concurrent_readers_and_writers(store: BlobStore) -> None:
     await store.put(blob_key("ab01"), LARGE)
 
     async def upload(i: int) -> None:
-        await fill(store, upload_key(f"cd{i:02}"), LARGE[i:], chunk=123_456)
-        await store.commit(upload_key(f"cd{i:02}"), blob_key(f"cd{i:02}"))
+        await fill(store, blob_key(f"cd{i:02}"), LARGE[i:], chunk=123_456)
 
     results = await asyncio.gather(
         *(read_all(store.reader(blob_key("ab01"))) for _ in range(3)), *(upload(i) for i in range(3))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cargobay.storage import encrypted
-from cargobay.storage.base import Chunk, IntegrityError
+from cargobay.storage.base import Chunk, IntegrityError, RawReads
 from cargobay.storage.encrypted import SUFFIX, EncryptedStore
 from cargobay.storage.filesystem import FilesystemStore
 from cargobay.storage.segments import HEADER_SIZE, OVERHEAD
@@ -29,8 +29,7 @@ READS = 1 + 6  # the header, then every segment of a whole read
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[EncryptedStore]:
     s = EncryptedStore(FilesystemStore(tmp_path), StaticKeys(), segment_size=SEGMENT)
-    await fill(s, f"{NS}/uploads/ab01", DATA, chunk=700)
-    await s.commit(f"{NS}/uploads/ab01", KEY)
+    await fill(s, KEY, DATA, chunk=700)
     yield s
     await s.close()
 
@@ -47,9 +46,9 @@ class Threads:
         self.count = 0
         original = store._opened_in_thread
 
-        def counted(opening: encrypted._Opening) -> AsyncIterator[Chunk]:
+        def counted(opening: encrypted._Opening, raw: RawReads) -> AsyncIterator[Chunk]:
             self.count += 1
-            return original(opening)
+            return original(opening, raw)
 
         monkeypatch.setattr(store, "_opened_in_thread", counted)
 

@@ -14,7 +14,7 @@ from cargobay.storage.base import IntegrityError
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.filesystem import FilesystemStore
 from cargobay.storage.segments import HEADER_SIZE, OVERHEAD, Layout, header
-from tests.support.storage import StaticKeys, chunks_of, read_all
+from tests.support.storage import StaticKeys, read_all
 
 
 def test_header_names_format_version_and_segment_size() -> None:
@@ -65,46 +65,46 @@ def test_plan_covers_the_range_and_the_final_segment_at_the_end(
     assert (layout.segments in plan) == (end >= size or layout.segments - 1 in covered)
 
 
-operations = st.lists(
-    st.one_of(
-        st.tuples(st.just("append"), st.integers(0, 700), st.integers(1, 400)),
-        st.tuples(st.just("truncate"), st.floats(0, 1), st.just(0)),
-    ),
+sessions = st.lists(
+    st.tuples(st.sampled_from(["write", "fail", "unrecorded"]), st.integers(0, 700), st.integers(1, 400)),
     max_size=8,
 )
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    ops=operations,
+    ops=sessions,
     reads=st.lists(st.tuples(st.integers(0, 3000), st.one_of(st.none(), st.integers(0, 3000))), max_size=5),
 )
-def test_any_appends_and_truncates_read_back_exactly(
-    ops: list[tuple[str, float, int]], reads: list[tuple[int, int | None]]
+def test_any_writer_sessions_read_back_exactly(
+    ops: list[tuple[str, int, int]], reads: list[tuple[int, int | None]]
 ) -> None:
-    asyncio.run(_appends_and_truncates(ops, reads))
+    asyncio.run(_sessions(ops, reads))
 
 
-async def _appends_and_truncates(
-    ops: list[tuple[str, float, int]], reads: list[tuple[int, int | None]]
-) -> None:
+async def _sessions(ops: list[tuple[str, int, int]], reads: list[tuple[int, int | None]]) -> None:
+    """Sessions that suspend (recorded), break off, or suspend without their state being recorded."""
     with tempfile.TemporaryDirectory() as root:
         store = EncryptedStore(FilesystemStore(root), StaticKeys(), segment_size=100)
-        staged, final = "ns/uploads/ab01", "ns/blobs/ab/ab01"
+        final = "ns/blobs/ab/ab01"
         expected = b""
-        await store.append(staged, chunks_of(b"", 1))
+        state = None
         for op, amount, chunk in ops:
-            if op == "append":
-                data = os.urandom(int(amount))
-                assert await store.append(staged, chunks_of(data, chunk)) == len(expected) + len(data)
+            data = os.urandom(amount)
+            writer = await store.writer(final, state)
+            assert writer.size == len(expected)
+            for start in range(0, len(data), chunk):
+                await writer.write(data[start : start + chunk])
+            if op == "write":
+                state = await writer.suspend()
                 expected += data
-            else:
-                expected = expected[: int(len(expected) * amount)]
-                await store.truncate(staged, len(expected))
-            assert await store.staged_size(staged) == len(expected)
-            assert await read_all(store.staged_reader(staged)) == expected
-        await store.commit(staged, final)
+            elif op == "unrecorded":
+                await writer.suspend()
+            await writer.close()
+        writer = await store.writer(final, state)
+        assert await writer.commit() == len(expected)
         assert await store.stat(final) == len(expected)
+        assert await read_all(store.reader(final)) == expected
         for offset, length in reads:
             want = expected[offset:] if length is None else expected[offset : offset + length]
             assert await read_all(store.reader(final, offset, length)) == want

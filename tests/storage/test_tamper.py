@@ -13,7 +13,7 @@ from cargobay.storage.base import IntegrityError
 from cargobay.storage.encrypted import SUFFIX, EncryptedStore
 from cargobay.storage.filesystem import FilesystemStore
 from cargobay.storage.segments import HEADER_SIZE, OVERHEAD
-from tests.support.storage import StaticKeys, fill, read_all
+from tests.support.storage import StaticKeys, fill, read_all, write_chunks
 
 SEGMENT = 1000
 STEP = SEGMENT + OVERHEAD
@@ -34,8 +34,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     s = EncryptedStore(
         FilesystemStore(tmp_path), StaticKeys(), segment_size=SEGMENT, inline_reads=request.param
     )
-    await fill(s, f"{NS_A}/uploads/ab01", DATA, chunk=700)
-    await s.commit(f"{NS_A}/uploads/ab01", key("ab01"))
+    await fill(s, key("ab01"), DATA, chunk=700)
     await s.put(key("cd02"), OTHER)
     await s.put(key("ab01", NS_B), OTHER)
     yield s
@@ -209,30 +208,36 @@ async def test_a_plaintext_file_in_place_of_a_sealed_object_is_refused(store: En
         await store.stat(key("ab01"))
 
 
-async def test_a_tampered_staged_object_fails_its_reads(store: EncryptedStore) -> None:
-    staged = f"{NS_A}/uploads/ef03"
-    await fill(store, staged, DATA)
+async def test_a_tampered_partial_segment_stops_the_upload(store: EncryptedStore) -> None:
+    """The partial last segment of a suspended upload is sealed beside it; changed, it does not open."""
+    state = await write_chunks(store, key("ef03"), DATA[:1500])
     assert isinstance(store.inner, FilesystemStore)
-    path = store.inner.root / "staging" / (staged + SUFFIX)
-    data = bytearray(path.read_bytes())
-    data[HEADER_SIZE + STEP + 3] ^= 0x01
-    path.write_bytes(data)
+    tail = store.inner.object_path(state["tail"])
+    data = bytearray(tail.read_bytes())
+    data[20] ^= 0x01
+    tail.write_bytes(data)
     with pytest.raises(IntegrityError):
-        await read_all(store.staged_reader(staged))
+        await store.writer(key("ef03"), state)
+
+
+async def test_a_partial_segment_of_another_upload_does_not_open(store: EncryptedStore) -> None:
+    one = await write_chunks(store, key("ef03"), DATA[:1500])
+    two = await write_chunks(store, key("ef04"), OTHER[:1500])
+    with pytest.raises(IntegrityError):
+        await store.writer(key("ef03"), {**one, "tail": two["tail"]})
 
 
 async def test_no_plaintext_reaches_the_inner_store(store: EncryptedStore) -> None:
     marker = b"MARKER-" + os.urandom(8).hex().encode()
-    staged = f"{NS_A}/uploads/ef04"
-    await fill(store, staged, marker * 300, chunk=999)
-    await store.truncate(staged, 1500)
-    await fill(store, staged, marker * 3)
+    state = await write_chunks(store, key("ef04"), marker * 300, chunk=999)
+    state = await write_chunks(store, key("ef04"), marker * 3, state=state)
     await store.put(key("ef05"), marker)
     assert isinstance(store.inner, FilesystemStore)
     for path in store.inner.root.rglob("*"):
         if path.is_file():
             assert marker not in path.read_bytes(), path
-    await store.commit(staged, key("ef04"))
+    writer = await store.writer(key("ef04"), state)
+    await writer.commit()
     for path in store.inner.root.rglob("*"):
         if path.is_file():
             assert marker not in path.read_bytes(), path

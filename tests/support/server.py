@@ -148,6 +148,18 @@ class Server:
             ).fetchone()
         return int(row[0]) if row is not None else None
 
+    def signing_key(self) -> bytes:
+        """The key the server signs JWTs with (from its database, unwrapped with its master key)."""
+        from cargobay.db.engine import Database
+        from cargobay.services.keys import signing_key
+        from cargobay.storage.keys import MasterKeyFile
+
+        db = Database(f"sqlite:///{self.data_dir / 'cargobay.db'}")
+        try:
+            return signing_key(db, MasterKeyFile(self.data_dir / "master.key"))
+        finally:
+            db.dispose()
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterable
 
-from cargobay.storage.base import BlobStore
+from cargobay.storage.base import BlobStore, WriterState
 from cargobay.storage.keys import UnknownNamespace
 
 
@@ -35,5 +35,39 @@ async def keys_of(listing: AsyncIterator[str]) -> list[str]:
     return sorted([key async for key in listing])
 
 
+async def write_chunks(
+    store: BlobStore, key: str, data: bytes, chunk: int = 1 << 20, state: WriterState | None = None
+) -> WriterState:
+    """Continue (or begin) a writer for ``key`` with ``data``, suspend it and return its state."""
+    writer = await store.writer(key, state)
+    try:
+        for start in range(0, len(data), chunk):
+            await writer.write(data[start : start + chunk])
+        return await writer.suspend()
+    finally:
+        await writer.close()
+
+
 async def fill(store: BlobStore, key: str, data: bytes, chunk: int = 1 << 20) -> int:
-    return await store.append(key, chunks_of(data, chunk))
+    """Write a whole object through a writer, in chunks of ``chunk`` bytes, and commit it."""
+    writer = await store.writer(key)
+    try:
+        for start in range(0, len(data), chunk):
+            await writer.write(data[start : start + chunk])
+    except BaseException:
+        await writer.close()
+        raise
+    return await writer.commit()
+
+
+class Streamed:
+    """A driver as seen through its ``BlobStore`` methods only (no raw reads): what a driver whose
+    client library is async would offer."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name == "open_raw":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

@@ -204,7 +204,9 @@ class Snapshot:
 
 def snapshot(server: Server) -> Snapshot:
     root = objects_dir(server)
-    objects = frozenset(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    objects = frozenset(  # committed objects; uploads' temporary ones (sealed tails) are no content
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.parent.name != "uploads"
+    )
     with database(server) as db:
         return Snapshot(
             objects,

@@ -1,20 +1,18 @@
 """Signed, short-lived bearer tokens for registry clients (Docker token flow).
 
-HS256 with a 256-bit key generated on first start into the data dir (mode 0600); every process
-of a deployment must see the same key file. A token lives at most 5 minutes. The claims name the
+HS256 with a 256-bit key kept in the database (``signing_keys``, wrapped by the master key when
+encryption is on), so every process of a deployment signs and checks with the same key. A token lives
+at most 5 minutes. The claims name the
 credential (``sub``: ``token:<id>`` or ``user:<id>``, and ``ctr``, the contract a user acted in), so
 the registry API can refuse a JWT whose registry token was disabled or deleted since it was issued.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -22,6 +20,7 @@ import jwt
 from cargobay.domain.scopes import ResourceScope
 
 ISSUER = "cargobay"
+_CACHE_SIZE = 2_000  # verified JWTs remembered per process (they live 5 minutes at most)
 _ALGORITHM = "HS256"
 
 
@@ -41,26 +40,6 @@ class VerifiedToken:
     grants: tuple[ResourceScope, ...]
     expires_at: float
     contract: int | None = None
-
-
-def load_or_create_key(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    try:
-        os.link(tmp, path)  # first writer wins; a racing process reads the winner's key
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path.read_bytes()
 
 
 class TokenSigner:
@@ -129,6 +108,14 @@ class TokenSigner:
             contract if isinstance(contract, int) and not isinstance(contract, bool) else None,
         )
         self._cache[token] = verified
-        if len(self._cache) > 10_000:
-            self._cache.popitem(last=False)
+        if len(self._cache) > _CACHE_SIZE:
+            self._forget_expired(now)
         return verified
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop the verified tokens that have expired (oldest first); past the cap, the oldest."""
+        while self._cache:
+            token, verified = next(iter(self._cache.items()))
+            if verified.expires_at > now and len(self._cache) <= 2 * _CACHE_SIZE:
+                break
+            del self._cache[token]

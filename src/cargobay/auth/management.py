@@ -4,6 +4,11 @@ Management JWTs come from ``/auth/v1/tokens/generate``. They are signed with a k
 registry JWT key, with their own issuer and audience, so a management token is never accepted on
 /v2/ and a registry token never here. Every use re-checks the issued-token row (deleting it revokes
 the JWT at once) and the user's membership, so removing a user from a contract takes effect at once.
+
+Besides ``sub`` and ``contract`` (what verification reads), a JWT carries an ``identity`` object as
+IONOS tokens do, for clients that read it (``ionosctl token parse``, ``whoami``): the user's id (as
+``uuid`` and ``userId``), e-mail, contract number, role and privileges when it was issued. It is
+informational: access is decided by the membership at each use, never by these claims.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import jwt
 from sqlalchemy import select
@@ -43,9 +49,15 @@ class ManagementTokenSigner:
         self._key = hmac.new(registry_key, _KEY_LABEL, hashlib.sha256).digest()
 
     def issue(
-        self, token_id: str, user_id: str, contract_number: int, issued: datetime, expires: datetime
+        self,
+        token_id: str,
+        user_id: str,
+        contract_number: int,
+        issued: datetime,
+        expires: datetime,
+        principal: UserPrincipal | None = None,
     ) -> str:
-        claims = {
+        claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": user_id,
@@ -53,6 +65,9 @@ class ManagementTokenSigner:
             "iat": int(issued.timestamp()),
             "exp": int(expires.timestamp()),
             "contract": contract_number,
+            "identity": identity_claims(principal)
+            if principal is not None
+            else {"uuid": user_id, "userId": user_id, "contractNumber": contract_number},
         }
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM, headers={"kid": token_id})
 
@@ -72,6 +87,23 @@ class ManagementTokenSigner:
         if not isinstance(contract, int) or not isinstance(claims["jti"], str):
             return None
         return ManagementClaims(claims["jti"], str(claims["sub"]), contract, float(claims["exp"]))
+
+
+MANAGE_REGISTRY = "manageRegistry"
+
+
+def identity_claims(principal: UserPrincipal) -> dict[str, Any]:
+    """The IONOS-style ``identity`` claim, filled with what Cargobay knows (no reseller, registration
+    domain or parent contracts exist here: ``isParent`` is false, the others are left out)."""
+    return {
+        "uuid": principal.user_id,
+        "userId": principal.user_id,
+        "email": principal.email,
+        "contractNumber": principal.contract_number,
+        "role": principal.role,
+        "privileges": [MANAGE_REGISTRY] if principal.may_manage else [],
+        "isParent": False,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,8 +173,8 @@ class RegistryAccess:
         Clients send Basic on every request, so a login that succeeded is remembered for a few
         minutes under an HMAC of the credential (a key made at random by each process). Each use
         still reads the credential's row by primary key and takes the login only while the stored
-        hash, the token's state and the user's role are as they were: a changed password, a
-        disabled token, a new role are seen at once, and no argon2 check runs again.
+        hash, the token's state and scopes and the user's role are as they were: a changed password,
+        a disabled token, changed scopes, a new role are seen at once, and no argon2 check runs again.
         """
         key = self._credential_key(registry, username, password)
         known = self._logins.get(key)
@@ -210,7 +210,8 @@ class RegistryAccess:
     async def _unchanged(self, known: _Remembered) -> bool:
         principal = known.principal
         if isinstance(principal, TokenPrincipal):
-            return await tokens.usable_hash(self.db, principal.token_id) == known.password_hash
+            now = await tokens.usable_standing(self.db, principal.token_id)
+            return now == (known.password_hash, principal.scopes)
         standing = await users.standing(self.db, principal.user_id, principal.contract_number)
         return standing == (known.password_hash, principal.role, principal.manage_registry)
 

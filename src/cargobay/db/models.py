@@ -84,7 +84,7 @@ class ApiToken(Base):
 
 class Registry(Base):
     __tablename__ = "registries"
-    __table_args__ = (Index("ix_registries_contract_name", "contract_number", "name"),)
+    __table_args__ = (Index("ix_registries_contract_name", "contract_number", "name"),)  # lists by name
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     contract_number: Mapped[int] = mapped_column(
@@ -130,11 +130,28 @@ class EncryptionState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SigningKey(Base):
+    """A secret every process of a deployment shares (the JWT signing key), wrapped by the master key
+    when encryption at rest is on (``master_key_id`` names it; NULL: stored as it is)."""
+
+    __tablename__ = "signing_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Token(Base):
     """A registry credential: username = name, password stored only as a hash."""
 
     __tablename__ = "tokens"
-    __table_args__ = (UniqueConstraint("registry_id", "name"), Index("ix_tokens_name", "name"))
+    __table_args__ = (
+        UniqueConstraint("registry_id", "name"),
+        Index("ix_tokens_name", "name"),
+        # the management list: unexpired tokens of a registry in name order, counted and paged in the index
+        Index("ix_tokens_listing", "registry_id", "name", "expiry_date"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"), index=True)
@@ -154,8 +171,17 @@ class Token(Base):
 
 
 class Repository(Base):
+    """The management list orders a registry's repositories by an index (registry_id, key, name) for
+    each orderBy key but name (the unique constraint) and artifactCount (not stored)."""
+
     __tablename__ = "repositories"
-    __table_args__ = (UniqueConstraint("registry_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("registry_id", "name"),
+        Index("ix_repositories_last_push", "registry_id", "last_pushed_at", "name"),
+        Index("ix_repositories_last_pull", "registry_id", "last_pulled_at", "name"),
+        Index("ix_repositories_pulls", "registry_id", "pull_count", "name"),
+        Index("ix_repositories_pushes", "registry_id", "push_count", "name"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"))
@@ -199,16 +225,30 @@ class RepositoryBlob(Base):
 
 
 class Manifest(Base):
-    """A manifest in a repository. ``body`` holds the exact pushed bytes (sealed when encryption is on)."""
+    """A manifest in a repository. ``body`` holds the exact pushed bytes (sealed when encryption is on).
+
+    The management lists of a registry's and of a repository's artifacts read one index
+    (scope, key, id) per orderBy key, and (scope, id) for the keys without data yet.
+    """
 
     __tablename__ = "manifests"
     __table_args__ = (
         UniqueConstraint("repository_id", "digest"),
         Index("ix_manifests_subject", "repository_id", "subject_digest"),
+        Index("ix_manifests_registry_order", "registry_id", "id"),
+        Index("ix_manifests_registry_push", "registry_id", "pushed_at", "id"),
+        Index("ix_manifests_registry_pull", "registry_id", "pulled_at", "id"),
+        Index("ix_manifests_registry_pulls", "registry_id", "pull_count", "id"),
+        Index("ix_manifests_registry_pushes", "registry_id", "push_count", "id"),
+        Index("ix_manifests_repository_order", "repository_id", "id"),
+        Index("ix_manifests_repository_push", "repository_id", "pushed_at", "id"),
+        Index("ix_manifests_repository_pull", "repository_id", "pulled_at", "id"),
+        Index("ix_manifests_repository_pulls", "repository_id", "pull_count", "id"),
+        Index("ix_manifests_repository_pushes", "repository_id", "push_count", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"), index=True)
+    registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"))
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
     digest: Mapped[str] = mapped_column(String(140))
     media_type: Mapped[str] = mapped_column(String(255))
@@ -253,7 +293,8 @@ class Tag(Base):
 
 
 class Upload(Base):
-    """An upload session; its bytes are staged in the blob store under ``object_key``."""
+    """An upload session: its storage writer's state (JSON) and running digest let any process take
+    the next chunk; ``object_key`` names where the release before writers staged its bytes."""
 
     __tablename__ = "uploads"
 
@@ -262,6 +303,8 @@ class Upload(Base):
     repository_name: Mapped[str] = mapped_column(String(255))
     object_key: Mapped[str] = mapped_column(String(300))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_state: Mapped[str | None] = mapped_column(Text, default=None)
+    hash_state: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -347,7 +390,8 @@ class GcObjectDeletion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     registry_id: Mapped[str] = mapped_column(String(36))
     object_key: Mapped[str] = mapped_column(String(300))
-    staged: Mapped[bool] = mapped_column(Boolean, default=False)
+    staged: Mapped[bool] = mapped_column(Boolean, default=False)  # what an upload's writer left
+    writer_state: Mapped[str | None] = mapped_column(Text, default=None)  # that writer's last state
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_gc_object_deletions_registry", "registry_id", "id"),)

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from cargobay.domain.errors import InvalidInput
+
+T = TypeVar("T")
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # int32, as the API documents offsets; larger values overflow databases
@@ -114,3 +121,80 @@ def decode_cursor(token: str | None) -> str | None:
     if not text.startswith("n:"):
         raise InvalidInput("is not a token returned by a previous page", field="pagination.token")
     return text[2:]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A row's place in a list's order: its sort key (None for a NULL key) and its unique tiebreak."""
+
+    key: Any
+    tiebreak: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list; ``next`` is where the following page starts (None on the last page)."""
+
+    items: list[T]
+    more: bool
+    next: Position | None = None
+
+
+_KEYSET = "k1:"
+_SCALARS = (int, str, type(None))
+
+
+def list_fingerprint(*parts: str | None) -> str:
+    """What a keyset token is bound to: the list and its order and filters, as the client gave them."""
+    return hashlib.sha256("\x1f".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+def encode_position(position: Position, fingerprint: str, offset: int) -> str:
+    """An opaque ``pagination.token`` for the page that starts at ``offset`` right after ``position``."""
+    values = [_encode_value(position.key), _encode_value(position.tiebreak)]
+    text = _KEYSET + json.dumps([fingerprint, offset, *values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_position(token: str | None, fingerprint: str, offset: int) -> Position | None:
+    """The position a token names, if it was made for this list, order, filters and offset.
+
+    A token that does not decode is a 400; one made for another offset, order or filters is not
+    used (the offset alone then places the page), so a token never changes which rows are answered.
+    """
+    if token is None or token == "":
+        return None
+    text = _decode_text(token)
+    try:
+        data = json.loads(text[len(_KEYSET) :]) if text.startswith(_KEYSET) else None
+        if not (isinstance(data, list) and len(data) == 4 and isinstance(data[1], int)):
+            raise ValueError(text)
+        position = Position(_decode_value(data[2]), _decode_value(data[3]))
+    except ValueError:
+        raise InvalidInput("is not a token returned by a previous page", field="pagination.token") from None
+    if data[0] != fingerprint or data[1] != offset:
+        return None
+    return position
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, bool) or not isinstance(value, _SCALARS):
+        raise TypeError(f"cannot place {type(value).__name__} in a page token")
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("t"), str):
+        return datetime.fromisoformat(value["t"])
+    if isinstance(value, bool) or not isinstance(value, _SCALARS):
+        raise ValueError("not a key")
+    return value
+
+
+def _decode_text(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return ""

@@ -21,8 +21,8 @@ from cargobay.management import errors
 from cargobay.management.auth_api import PREFIX as AUTH_PREFIX
 from cargobay.management.auth_api import build_auth_app
 from cargobay.management.context import PREFIX, Management
-from cargobay.management.routes import content, registries, tokens
-from cargobay.management.security import caller_dependency
+from cargobay.management.routes import artifacts, registries, repositories, tokens, vulnerabilities
+from cargobay.management.security import install as install_dependencies
 from cargobay.outages import DiskGuard
 from cargobay.runtime import Runtime
 
@@ -75,10 +75,9 @@ def build_api(m: Management, authenticator: ManagementAuthenticator) -> FastAPI:
         redirect_slashes=False,
     )
     errors.install(app)
-    caller = caller_dependency(authenticator)
-    app.include_router(registries.build(m, caller))
-    app.include_router(tokens.build(m, caller))
-    app.include_router(content.build(m, caller))
+    install_dependencies(app, m, authenticator)
+    for module in (registries, tokens, repositories, artifacts, vulnerabilities):
+        app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -127,7 +126,7 @@ class ManagementApp:
             api_tokens=services.api_tokens,
         )
         api = build_api(self.context, authenticator)
-        auth = build_auth_app(self.context, caller_dependency(authenticator))
+        auth = build_auth_app(self.context, authenticator)
         for app in (api, auth):  # what the fault handlers (management/errors.py) need
             app.state.guard = runtime.guard
             app.state.retry_after = runtime.settings.retry_after_seconds

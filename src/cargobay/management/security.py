@@ -1,17 +1,19 @@
-"""The authentication dependency of every management operation.
+"""The dependencies of every management operation: the caller, and the services it is answered with.
 
 The two security schemes are declared for the OpenAPI document only (as the IONOS SDK names them);
-the header is checked by ``ManagementAuthenticator``, which answers with the IONOS error body.
+the header is checked by ``ManagementAuthenticator``, which answers with the IONOS error body. Both the
+authenticator and the ``Management`` context are set on the application's state by ``install``.
 """
 
-from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Security
+from fastapi import Depends, FastAPI, Security
 from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.requests import Request
 
 from cargobay import observability
 from cargobay.auth.management import Caller, ManagementAuthenticator
+from cargobay.management.context import Management
 
 
 class _DeclaredBasic(HTTPBasic):
@@ -29,17 +31,27 @@ basic_auth = _DeclaredBasic(
 )
 token_auth = _DeclaredBearer(scheme_name="tokenAuth", description="a token from GET /auth/v1/tokens/generate")
 
-CallerDependency = Callable[..., Awaitable[Caller]]
+
+def install(app: FastAPI, context: Management, authenticator: ManagementAuthenticator) -> None:
+    app.state.management = context
+    app.state.authenticator = authenticator
 
 
-def caller_dependency(authenticator: ManagementAuthenticator) -> CallerDependency:
-    async def caller(
-        request: Request, _basic: None = Security(basic_auth), _bearer: None = Security(token_auth)
-    ) -> Caller:
-        authenticated = await authenticator.authenticate(
-            request.headers.get("authorization"), request.headers.get("x-contract-number")
-        )
-        observability.facts().principal = f"user:{authenticated.principal.email}"
-        return authenticated
+def management(request: Request) -> Management:
+    context: Management = request.app.state.management
+    return context
 
-    return caller
+
+async def caller(
+    request: Request, _basic: None = Security(basic_auth), _bearer: None = Security(token_auth)
+) -> Caller:
+    authenticator: ManagementAuthenticator = request.app.state.authenticator
+    authenticated = await authenticator.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-contract-number")
+    )
+    observability.facts().principal = f"user:{authenticated.principal.email}"
+    return authenticated
+
+
+Context = Annotated[Management, Depends(management)]
+Authenticated = Annotated[Caller, Depends(caller)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from cargobay.management.context import Management
-from cargobay.management.schemas.common import ApiResourceMetadata, Links
+from cargobay.management.schemas.common import ApiResourceMetadata
 from cargobay.management.schemas.content import (
     Artifact,
     ArtifactMetadata,
@@ -132,32 +132,4 @@ def artifact(m: Management, request: Request, view: ArtifactView) -> ArtifactRea
             tags=list(view.tags),
             mediaType=view.media_type,
         ),
-    )
-
-
-def offset_links(
-    m: Management,
-    request: Request,
-    segments: tuple[str, ...],
-    offset: int,
-    limit: int,
-    total: int,
-    query: dict[str, str | int] | None = None,
-) -> Links:
-    """``self`` always; ``prev`` only when offset > 0; ``next`` only when offset + limit < total."""
-    extra = {k: v for k, v in (query or {}).items() if v is not None and v != ""}
-    return Links.model_validate(
-        {
-            "self": m.href(request, *segments, query={**extra, "offset": offset, "limit": limit}),
-            "prev": (
-                m.href(request, *segments, query={**extra, "offset": max(0, offset - limit), "limit": limit})
-                if offset > 0
-                else None
-            ),
-            "next": (
-                m.href(request, *segments, query={**extra, "offset": offset + limit, "limit": limit})
-                if offset + limit < total
-                else None
-            ),
-        }
     )

@@ -10,12 +10,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.management import Caller, ManagementTokenSigner
 from cargobay.db.engine import Database
 from cargobay.db.models import ApiToken
+from cargobay.db.queries import api_tokens
 from cargobay.db.types import utcnow
 from cargobay.domain.errors import InvalidInput, NotFound
 
@@ -36,8 +36,7 @@ def _view(row: ApiToken) -> ApiTokenView:
 
 
 def delete_expired_api_tokens(session: Session) -> int:
-    result = session.execute(delete(ApiToken).where(ApiToken.expires_at <= utcnow()))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return api_tokens.delete_expired(session)
 
 
 class ApiTokenService:
@@ -61,22 +60,14 @@ class ApiTokenService:
             expires_at=now + timedelta(seconds=seconds),
         )
 
-        def work(session: Session) -> None:
-            session.add(row)
-
-        await self.db.write(work)
-        return self.signer.issue(row.id, row.user_id, row.contract_number, row.created_at, row.expires_at)
+        await self.db.write(api_tokens.add, row)
+        return self.signer.issue(
+            row.id, row.user_id, row.contract_number, row.created_at, row.expires_at, principal
+        )
 
     async def list(self, caller: Caller) -> list[ApiTokenView]:
         def work(session: Session) -> list[ApiTokenView]:
-            rows = session.scalars(
-                select(ApiToken)
-                .where(
-                    ApiToken.user_id == caller.principal.user_id,
-                    ApiToken.contract_number == caller.principal.contract_number,
-                )
-                .order_by(ApiToken.created_at, ApiToken.id)
-            )
+            rows = api_tokens.of_user(session, caller.principal.user_id, caller.principal.contract_number)
             return [_view(r) for r in rows]
 
         return await self.db.read(work)
@@ -85,7 +76,7 @@ class ApiTokenService:
         return await self.db.read(lambda s: _view(_own(s, caller, token_id)))
 
     async def delete(self, caller: Caller, token_id: str) -> None:
-        await self.db.write(lambda s: s.delete(_own(s, caller, token_id)))
+        await self.db.write(lambda s: api_tokens.remove(s, _own(s, caller, token_id)))
 
     async def delete_by_criteria(self, caller: Caller, criteria: str | None) -> int:
         if criteria not in CRITERIA:
@@ -97,20 +88,19 @@ class ApiTokenService:
         principal = caller.principal
 
         def work(session: Session) -> int:
-            query = delete(ApiToken).where(
-                ApiToken.user_id == principal.user_id, ApiToken.contract_number == principal.contract_number
+            return api_tokens.delete_of_user(
+                session,
+                principal.user_id,
+                principal.contract_number,
+                expired_only=criteria == "EXPIRED",
+                token_id=caller.token_id if criteria == "CURRENT" else None,
             )
-            if criteria == "EXPIRED":
-                query = query.where(ApiToken.expires_at <= utcnow())
-            elif criteria == "CURRENT":
-                query = query.where(ApiToken.id == caller.token_id)
-            return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
 
         return await self.db.write(work)
 
 
 def _own(session: Session, caller: Caller, token_id: str) -> ApiToken:
-    row = session.get(ApiToken, token_id)
+    row = api_tokens.get(session, token_id)
     if (
         row is None
         or row.user_id != caller.principal.user_id

@@ -6,20 +6,21 @@ No scanner exists yet: vulnerability lists are empty, vulnerability metadata of 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database
-from cargobay.db.models import Manifest, Registry, Repository, Tag
-from cargobay.db.queries import repositories
+from cargobay.db.models import Registry
+from cargobay.db.queries import artifacts, repositories
+from cargobay.db.queries.artifacts import ArtifactRow
+from cargobay.db.queries.keyset import Ordering
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import InvalidDigest, InvalidInput, NotFound
+from cargobay.domain.listing import Page, Position
 from cargobay.services.ownership import visible_registry
 
 MAX_VULNERABILITY_ID = 64
@@ -45,9 +46,10 @@ class ArtifactView:
 class ArtifactQuery:
     offset: int
     limit: int
-    order: str  # a key of _ORDER (without the sign)
+    order: str  # an orderBy key without the sign
     descending: bool
     vulnerability_id: str | None = None
+    after: Position | None = None  # the previous page's last row (a keyset seek instead of offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,67 +81,24 @@ def check_vulnerability_id(value: str, field: str) -> str:
     return text
 
 
-# Orderings on data that exists; scan-based keys (lastScan, vuln*) have no data yet and keep push order.
-_ORDER: dict[str, Any] = {
-    "pullCount": Manifest.pull_count,
-    "pushCount": Manifest.push_count,
-    "lastPush": Manifest.pushed_at,
-    "lastPull": Manifest.pulled_at,
-}
+def _views(registry: Registry, rows: list[ArtifactRow]) -> list[ArtifactView]:
+    return [_view(registry, row) for row in rows]
 
 
-def _page(
-    session: Session, registry: Registry, where: list[Any], query: ArtifactQuery
-) -> tuple[list[ArtifactView], int]:
-    if query.vulnerability_id is not None:
-        return [], 0  # no artifact has known vulnerabilities until scanning exists
-    total = session.scalar(
-        select(func.count(Manifest.id))
-        .join(Repository, Repository.id == Manifest.repository_id)
-        .where(*where)
-    )
-    column = _ORDER.get(query.order)
-    ordering: list[Any] = []
-    if column is not None:
-        ordering.append((column.desc() if query.descending else column.asc()).nulls_last())
-    ordering.append(Manifest.id.desc() if column is None and query.descending else Manifest.id.asc())
-    rows = session.execute(
-        select(Manifest, Repository.name)
-        .join(Repository, Repository.id == Manifest.repository_id)
-        .where(*where)
-        .order_by(*ordering)
-        .offset(query.offset)
-        .limit(query.limit)
-    ).all()
-    tags = _tags(session, [r[0].id for r in rows])
-    return [_view(registry, r[0], r[1], tags.get(r[0].id, ())) for r in rows], int(total or 0)
-
-
-def _tags(session: Session, manifest_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    if not manifest_ids:
-        return {}
-    found: dict[int, list[str]] = defaultdict(list)
-    for manifest_id, name in session.execute(
-        select(Tag.manifest_id, Tag.name).where(Tag.manifest_id.in_(manifest_ids)).order_by(Tag.name)
-    ):
-        found[manifest_id].append(name)
-    return {k: tuple(v) for k, v in found.items()}
-
-
-def _view(registry: Registry, row: Manifest, repository: str, tags: tuple[str, ...]) -> ArtifactView:
+def _view(registry: Registry, row: ArtifactRow) -> ArtifactView:
     return ArtifactView(
         registry_id=registry.id,
         location=registry.location,
         contract_number=registry.contract_number,
-        repository_name=repository,
+        repository_name=row.repository_name,
         digest=row.digest,
         media_type=row.media_type,
-        tags=tags,
+        tags=row.tags,
         created_at=row.created_at,
         pushed_at=row.pushed_at,
         pulled_at=row.pulled_at,
-        push_count=int(row.push_count),
-        pull_count=int(row.pull_count),
+        push_count=row.push_count,
+        pull_count=row.pull_count,
     )
 
 
@@ -156,20 +115,28 @@ class ArtifactService:
 
     async def in_registry(
         self, actor: UserPrincipal, registry_id: str, query: ArtifactQuery
-    ) -> tuple[list[ArtifactView], int]:
-        def work(session: Session) -> tuple[list[ArtifactView], int]:
+    ) -> Page[ArtifactView]:
+        def work(session: Session) -> Page[ArtifactView]:
             registry = visible_registry(session, actor, registry_id)
-            return _page(session, registry, [Repository.registry_id == registry_id], query)
+            if query.vulnerability_id is not None:
+                return Page([], False, None)  # no artifact has known vulnerabilities until scanning exists
+            rows, keys = artifacts.page_in_registry(
+                session, registry_id, _ordering(query), query.offset, query.limit, query.after
+            )
+            return Page(_views(registry, rows), keys.more, keys.next)
 
         return await self.db.read(work)
 
     async def in_repository(
         self, actor: UserPrincipal, registry_id: str, repository: str, query: ArtifactQuery
-    ) -> tuple[list[ArtifactView], int]:
-        def work(session: Session) -> tuple[list[ArtifactView], int]:
+    ) -> Page[ArtifactView]:
+        def work(session: Session) -> Page[ArtifactView]:
             registry = visible_registry(session, actor, registry_id)
             repository_id = _repository_id(session, registry_id, repository)
-            return _page(session, registry, [Manifest.repository_id == repository_id], query)
+            rows, keys = artifacts.page_in_repository(
+                session, repository_id, _ordering(query), query.offset, query.limit, query.after
+            )
+            return Page(_views(registry, rows), keys.more, keys.next)
 
         return await self.db.read(work)
 
@@ -177,20 +144,22 @@ class ArtifactService:
         def work(session: Session) -> ArtifactView:
             registry = visible_registry(session, actor, registry_id)
             repository_id = _repository_id(session, registry_id, repository)
-            row = session.scalar(
-                select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
-            )
+            row = artifacts.by_digest(session, repository_id, digest)
             if row is None:
                 raise NotFound(
                     "artifact", digest, f"artifact {digest} not found in repository {repository!r}"
                 )
-            return _view(registry, row, repository, _tags(session, [row.id]).get(row.id, ()))
+            return _view(registry, row)
 
         return await self.db.read(work)
 
     async def vulnerabilities(
         self, actor: UserPrincipal, registry_id: str, repository: str, digest: str, query: VulnerabilityQuery
-    ) -> tuple[list[Any], int]:
+    ) -> Page[Any]:
         """The artifact's known vulnerabilities: none until scanning exists (404 if no such artifact)."""
         await self.get(actor, registry_id, repository, digest)
-        return [], 0
+        return Page([], False, None)
+
+
+def _ordering(query: ArtifactQuery) -> Ordering:
+    return artifacts.ordering(query.order, query.descending)

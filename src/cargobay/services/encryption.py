@@ -48,24 +48,22 @@ def record_plaintext_writes(db: Database) -> None:
 @dataclass
 class SealReport:
     blobs: int = 0
-    uploads: int = 0
+    uploads: int = 0  # uploads in progress are not sealed: begun without encryption, they restart
     manifests: int = 0
     orphans: int = 0  # objects of registries that no longer exist: unreachable, left as they are
 
 
 async def seal_plaintext_data(db: Database, store: EncryptedStore, sealer: Sealer) -> SealReport:
-    """Seal every blob, upload and manifest body stored in plaintext; then stop accepting plaintext."""
+    """Seal every blob and manifest body stored in plaintext; then stop accepting plaintext.
+
+    An upload begun while encryption was off cannot continue under it (its writer is not a sealing
+    one): its next request answers BLOB_UPLOAD_UNKNOWN and drops its bytes, and the client starts over.
+    """
     report = SealReport()
     async for key in store.plaintext_keys():
         try:
             if await store.seal_plaintext(key):
                 report.blobs += 1
-        except UnknownNamespace:
-            report.orphans += 1
-    async for key in store.plaintext_keys(staged=True):
-        try:
-            if await store.seal_staged_plaintext(key):
-                report.uploads += 1
         except UnknownNamespace:
             report.orphans += 1
     last_id = 0

@@ -1,17 +1,20 @@
 """The sweep: a paced listing of the blob store, the only place anything lists keys. An object that
-no row names (a blob committed just before a crash, an interrupted sealing, what a deleted registry
-left) is recorded when first seen, and deleted once it is still unnamed after the grace period.
+no row names (a blob committed just before a crash, what a deleted registry left) is recorded when
+first seen, and deleted once it is still unnamed after the grace period.
 
 Objects are named by their blob's row (``blobs.object_key``), or by the upload session they come
-from (the object id is the session's id) until the transaction that records the blob ends the
-session. A session's row exists before any of its bytes, so an object unnamed now never becomes named.
+from until the transaction that records the blob ends the session: a writer's published object
+(``{registry}/blobs/…/{object id}``, the object id is the session's id) and what a writer keeps
+beside it until commit (``{registry}/uploads/{object id}.…``: S3 pending data, sealed tails). A
+session's row exists before any of its bytes, so an object unnamed now never becomes named. What a
+writer keeps outside the listing (a staging file, an S3 multipart upload) goes with its session:
+at finish, cancel, expiry and registry delete, from the state its row holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from cargobay.db.engine import Database
@@ -40,31 +43,21 @@ class Sweep:
         started = utcnow()
         pace = _Pace(self.keys_per_second)
         seen: set[str] = set()
-        for staged in (False, True):
-            batch: list[str] = []
-            async for key in self._listing(prefix, staged):
-                batch.append(key)
-                if len(batch) >= SWEEP_BATCH:
-                    seen |= await self._sweep_batch(batch, staged, grace, dry_run, tracker, only_missing)
-                    await pace.wait(len(batch))
-                    batch = []
-            if batch:
-                seen |= await self._sweep_batch(batch, staged, grace, dry_run, tracker, only_missing)
+        batch: list[str] = []
+        async for key in self.store.list(prefix):
+            batch.append(key)
+            if len(batch) >= SWEEP_BATCH:
+                seen |= await self._sweep_batch(batch, grace, dry_run, tracker, only_missing)
                 await pace.wait(len(batch))
+                batch = []
+        if batch:
+            seen |= await self._sweep_batch(batch, grace, dry_run, tracker, only_missing)
+            await pace.wait(len(batch))
         if not dry_run and seen and await gc_objects.any_sighted(self.db, seen):
             await self.db.write_raw(gc_objects.forget_vanished_orphans, sorted(seen), started)
 
-    def _listing(self, prefix: str, staged: bool) -> AsyncIterator[str]:
-        return self.store.list_staged(prefix) if staged else self.store.list(prefix)
-
     async def _sweep_batch(
-        self,
-        keys: list[str],
-        staged: bool,
-        grace: timedelta,
-        dry_run: bool,
-        tracker: Tracker,
-        only_missing: bool,
+        self, keys: list[str], grace: timedelta, dry_run: bool, tracker: Tracker, only_missing: bool
     ) -> set[str]:
         report = tracker.report
         parsed: list[tuple[str, str, str, str]] = []  # key, namespace, kind, object id
@@ -74,17 +67,20 @@ class Sweep:
             except ValueError:
                 continue
             parts = key.split("/")
-            parsed.append((key, namespace, parts[1] if len(parts) > 2 else "", object_id))
+            kind = parts[1] if len(parts) > 2 else ""
+            parsed.append(
+                (key, namespace, kind, object_id.split(".", 1)[0] if kind == "uploads" else object_id)
+            )
         present = await gc_objects.registries_present(self.db, {p[1] for p in parsed})
         if only_missing:
             parsed = [p for p in parsed if p[1] not in present]
         live = [p for p in parsed if p[1] in present]
-        blob_keys = [key for key, _ns, kind, _oid in live if kind == "blobs" and not staged]
+        blob_keys = [key for key, _ns, kind, _oid in live if kind == "blobs"]
         named_blobs = await gc_objects.named_blob_keys(self.db, blob_keys) if blob_keys else set()
-        upload_ids = {  # objects only an upload session may name: staged ones, and blobs without a row
+        upload_ids = {  # objects only an upload session may name: a writer's, and blobs without a row
             oid: uid
             for key, _ns, kind, oid in live
-            if (kind == "uploads" if staged else kind == "blobs" and key not in named_blobs)
+            if (kind == "uploads" or (kind == "blobs" and key not in named_blobs))
             and (uid := gc_objects.upload_id_of(oid))
         }
         uploads = await gc_objects.live_uploads(self.db, list(upload_ids.values())) if upload_ids else set()
@@ -92,24 +88,24 @@ class Sweep:
         def named(key: str, namespace: str, kind: str, object_id: str) -> bool:
             if namespace not in present:
                 return False
-            session = upload_ids.get(object_id)
-            if staged:
-                return kind == "uploads" and session in uploads
-            return kind == "blobs" and (key in named_blobs or session in uploads)
+            in_session = upload_ids.get(object_id) in uploads
+            return (kind == "uploads" and in_session) or (
+                kind == "blobs" and (key in named_blobs or in_session)
+            )
 
-        orphans = [(key, staged, ns) for key, ns, kind, oid in parsed if not named(key, ns, kind, oid)]
+        orphans = [(key, False, ns) for key, ns, kind, oid in parsed if not named(key, ns, kind, oid)]
         report.orphans_found += len(orphans)
         await tracker.advance(len(keys))
         if dry_run:
             return {p[1] for p in parsed}
         names = [key for key, ns, kind, oid in parsed if named(key, ns, kind, oid)]
-        renamed = await gc_objects.sighted(self.db, names, staged) if names else set()
+        renamed = await gc_objects.sighted(self.db, names, False) if names else set()
         if orphans or renamed:  # reads decide; a sweep that finds nothing writes nothing
-            forget = [(key, staged) for key in sorted(renamed)]
+            forget = [(key, False) for key in sorted(renamed)]
             due = await self.db.write_raw(gc_objects.sight_orphans, orphans, forget, grace)
             if due:
                 crash_point("gc.sweep_due")
-                await object_deletions.delete_objects(self.store, [FreedObject(0, k, s) for k, s in due])
+                await object_deletions.delete_objects(self.store, [FreedObject(0, k) for k, _s in due])
                 await self.db.write_raw(gc_objects.forget_orphans, due)
                 report.orphans_deleted += len(due)
         return {p[1] for p in parsed}

@@ -156,7 +156,70 @@ def rotate_master_key(db: Database, provider: KeyProvider, new_key_id: str, batc
                 count += 1
                 log.info("data_key_rewrapped", registry_id=registry_id, master_key_id=new_key_id)
                 crash_point("rotate.rewrapped")
+    for name in db.read_sync(encryption.signing_keys_elsewhere, new_key_id):
+        db.write_sync(_rewrap_signing_key, provider, name, new_key_id)
+        log.info("signing_key_rewrapped", name=name, master_key_id=new_key_id)
     return count
+
+
+def _rewrap_signing_key(session: Session, provider: KeyProvider, name: str, key_id: str) -> None:
+    row = encryption.signing_key(session, name)
+    if row is None or row[1] == key_id:
+        return
+    stored, old_key_id = row
+    secret = _open_signing_key(provider, name, stored, old_key_id)
+    encryption.replace_signing_key(
+        session, name, stored, _wrap_signing_key(provider, key_id, name, secret), key_id
+    )
+
+
+# -- signing keys ---------------------------------------------------------------------------
+def signing_key(
+    db: Database, provider: KeyProvider | None, name: str = "jwt", legacy: Path | None = None
+) -> bytes:
+    """The key every process of the deployment signs ``name`` tokens with, kept in the database
+    (wrapped by the active master key when encryption is on); made on first use, or taken over from
+    the key file an earlier release kept in the data directory (``legacy``)."""
+    row = db.read_sync(encryption.signing_key, name)
+    if row is None:
+        secret = legacy.read_bytes() if legacy is not None and legacy.is_file() else generate_key()
+        key_id = db.read_sync(encryption.active_key_id) if provider is not None else None
+        stored = _wrap_signing_key(provider, key_id, name, secret) if provider and key_id else secret
+        db.write_sync(encryption.add_signing_key, name, stored, key_id if provider else None)
+        row = db.read_sync(encryption.signing_key, name)
+        assert row is not None
+    stored, key_id = row
+    if key_id is None and provider is not None:  # stored while encryption was off: wrap it now
+        active = db.read_sync(encryption.active_key_id)
+        if active is not None:
+            db.write_sync(
+                encryption.replace_signing_key,
+                name,
+                stored,
+                _wrap_signing_key(provider, active, name, stored),
+                active,
+            )
+        return stored
+    return _open_signing_key(provider, name, stored, key_id)
+
+
+def _wrap_signing_key(provider: KeyProvider, key_id: str, name: str, secret: bytes) -> bytes:
+    _need(provider, key_id)
+    return provider.wrap(key_id, secret, b"signing key:" + name.encode())
+
+
+def _open_signing_key(provider: KeyProvider | None, name: str, stored: bytes, key_id: str | None) -> bytes:
+    if key_id is None:
+        return stored
+    if provider is None:
+        raise MasterKeyUnavailable(
+            f"the {name} signing key is wrapped by master key {key_id}: encryption must be on"
+        )
+    _need(provider, key_id)
+    try:
+        return provider.unwrap(key_id, stored, b"signing key:" + name.encode())
+    except ValueError as exc:
+        raise IntegrityError(f"{name} signing key: {exc}") from None
 
 
 @dataclass(frozen=True)

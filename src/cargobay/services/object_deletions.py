@@ -8,13 +8,15 @@ means deleting an absent object again (not an error).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 
 from cargobay.db.engine import Database
 from cargobay.db.queries import gc_objects
 from cargobay.db.queries.gc import FreedObject
 from cargobay.faults import crash_point
-from cargobay.storage.base import BlobStore
+from cargobay.services.blobs import object_key
+from cargobay.storage.base import BlobStore, split_key
 
 DELETE_CONCURRENCY = 32  # deletes in flight at once (object stores answer each in tens of ms)
 BATCH = 500
@@ -34,8 +36,11 @@ async def delete_objects(
 
     async def one(item: FreedObject) -> None:
         async with slots:
-            if item.staged:
-                await store.discard(item.key)
+            if item.staged:  # an upload's: what its writer left, and an object a crashed finish published
+                namespace, object_id = split_key(item.key)
+                final_key = object_key(namespace, object_id)
+                await store.discard(final_key, json.loads(item.writer_state) if item.writer_state else None)
+                await store.delete(final_key)
             else:
                 await store.delete(item.key)
             await asyncio.sleep(0)

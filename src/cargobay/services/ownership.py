@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.models import Registry
+from cargobay.db.queries import registries
 from cargobay.domain.errors import InvalidInput, NotFound, PermissionDenied
 
 MANAGERS = "contract owners, admins and users with the manageRegistry permission"
@@ -36,7 +37,7 @@ def parse_id(value: str, field: str) -> str:
 
 
 def visible_registry(session: Session, actor: UserPrincipal, registry_id: str) -> Registry:
-    registry = session.get(Registry, registry_id)
+    registry = registries.get(session, registry_id)
     if registry is None or registry.contract_number != actor.contract_number:
         raise NotFound("registry", registry_id)
     return registry

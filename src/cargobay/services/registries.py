@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,7 @@ def create_registry(
     registry_id: str | None = None,
     gc_days: list[Any] | None = None,
     gc_time: str | None = None,
+    gc_schedule_since: datetime | None = None,
     vulnerability_scanning: bool = True,
     allowlist: list[str] | None = None,
 ) -> Registry:
@@ -47,6 +49,7 @@ def create_registry(
         state="New",
         gc_days=gc_days,
         gc_time=gc_time,
+        gc_schedule_since=gc_schedule_since,
         vulnerability_scanning=vulnerability_scanning,
         allowlist=list(allowlist or []),
         created_by=created_by,

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +18,7 @@ from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Registry
 from cargobay.db.queries import gc
+from cargobay.db.queries import registries as registry_rows
 from cargobay.db.queries.registries import contract_numbers
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
@@ -80,12 +80,14 @@ class Saved:
     created: bool
 
 
+def _schedule_of(registry: Registry) -> WeeklySchedule | None:
+    if registry.gc_time is None:
+        return None
+    return WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
+
+
 def view_of(registry: Registry) -> RegistryView:
-    schedule = (
-        WeeklySchedule(tuple(registry.gc_days or ()), registry.gc_time)
-        if registry.gc_time is not None
-        else None
-    )
+    schedule = _schedule_of(registry)
     return RegistryView(
         id=registry.id,
         name=registry.name,
@@ -163,14 +165,10 @@ class RegistryAdmin:
         """One page in name order after ``after``; the flag says whether more remain."""
 
         def work(session: Session) -> tuple[list[RegistryView], bool]:
-            query = select(Registry).where(Registry.contract_number == actor.contract_number)
-            if name_filter:
-                escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(Registry.name.like(f"%{escaped.lower()}%", escape="\\"))
-            if after is not None:
-                query = query.where(Registry.name > after)
-            rows = list(session.scalars(query.order_by(Registry.name).limit(limit + 1)))
-            return [view_of(r) for r in rows[:limit]], len(rows) > limit
+            rows, more = registry_rows.page_of_contract(
+                session, actor.contract_number, name_filter, after, limit
+            )
+            return [view_of(r) for r in rows], more
 
         return await self.db.read(work)
 
@@ -214,7 +212,7 @@ class RegistryAdmin:
         require_manager(actor, "create or replace registries")
 
         def work(session: Session) -> Saved:
-            existing = session.get(Registry, registry_id)
+            existing = registry_rows.get(session, registry_id)
             if existing is None:
                 return Saved(_create(session, actor, spec, registry_id), True)
             if existing.contract_number != actor.contract_number:
@@ -262,7 +260,7 @@ class RegistryAdmin:
             require_manager(actor, "delete registries")
             if gc.note_registry_removal(RawTx.of(session), registry_id):
                 enqueue(session, "gc.deletions", {"registry_id": registry_id})
-            session.execute(delete(Registry).where(Registry.id == registry_id))
+            registry_rows.delete(session, registry_id)
 
         await self.db.write(work)
         try:
@@ -286,6 +284,7 @@ def _create(
         registry_id=registry_id,
         gc_days=list(spec.schedule.days) if spec.schedule else None,
         gc_time=spec.schedule.time if spec.schedule else None,
+        gc_schedule_since=utcnow() if spec.schedule else None,
         vulnerability_scanning=spec.vulnerability_scanning,
         allowlist=list(spec.allowlist),
     )
@@ -305,9 +304,12 @@ def _apply(registry: Registry, changes: RegistryChanges, actor: UserPrincipal) -
                 "cannot be switched off once it is on", field="features.vulnerabilityScanning.enabled"
             )
         registry.vulnerability_scanning = changes.vulnerability_scanning
-    if changes.schedule is not UNSET:
+    if changes.schedule is not UNSET and changes.schedule != _schedule_of(registry):
+        # Garbage collection counts the windows since then: the ones before the change are not missed.
         registry.gc_days = list(changes.schedule.days) if changes.schedule else None
         registry.gc_time = changes.schedule.time if changes.schedule else None
+        registry.gc_schedule_since = utcnow() if changes.schedule else None
+        registry.gc_next_window_at = None  # the scheduler works out the first window after ``since``
     if changes.allowlist is not UNSET:
         registry.allowlist = list(changes.allowlist)
     registry.modified_at = utcnow()

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.models import Manifest, Registry, Repository
+from cargobay.db.models import Registry, Repository
 from cargobay.db.queries import gc, repositories
 from cargobay.db.queries.registries import add_storage
 from cargobay.domain.errors import InvalidInput, NotFound
+from cargobay.domain.listing import Page, Position
 from cargobay.domain.names import MAX_REPOSITORY_LENGTH, is_repository_name
 from cargobay.services.ownership import require_manager, visible_registry
 
@@ -42,6 +41,7 @@ class RepositoryQuery:
     descending: bool
     name_filter: str | None = None
     severities: frozenset[str] | None = None
+    after: Position | None = None  # the previous page's last row (a keyset seek instead of offset)
 
 
 def check_repository_name(name: str, field: str = "repositoryName") -> str:
@@ -52,10 +52,6 @@ def check_repository_name(name: str, field: str = "repositoryName") -> str:
             field=field,
         )
     return name
-
-
-def _artifact_count() -> Any:
-    return select(func.count(Manifest.id)).where(Manifest.repository_id == Repository.id).scalar_subquery()
 
 
 def _view(registry: Registry, row: Repository, artifacts: int) -> RepositoryView:
@@ -80,34 +76,21 @@ class RepositoryAdmin:
 
     async def list(
         self, actor: UserPrincipal, registry_id: str, query: RepositoryQuery
-    ) -> tuple[list[RepositoryView], int]:
-        def work(session: Session) -> tuple[list[RepositoryView], int]:
+    ) -> Page[RepositoryView]:
+        def work(session: Session) -> Page[RepositoryView]:
             registry = visible_registry(session, actor, registry_id)
-            count = _artifact_count().label("artifacts")
-            where: list[Any] = [Repository.registry_id == registry_id]
-            if query.name_filter:
-                escaped = query.name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                where.append(Repository.name.like(f"%{escaped}%", escape="\\"))
-            if query.severities is not None:
-                where.append(false())  # nothing is scanned yet, so no repository has a severity
-            total = session.scalar(select(func.count()).select_from(Repository).where(*where)) or 0
-            column: Any = {
-                "name": Repository.name,
-                "lastPush": Repository.last_pushed_at,
-                "lastPull": Repository.last_pulled_at,
-                "artifactCount": count,
-                "pullCount": Repository.pull_count,
-                "pushCount": Repository.push_count,
-            }[query.order]
-            ordering = (column.desc() if query.descending else column.asc()).nulls_last()
-            rows = session.execute(
-                select(Repository, count)
-                .where(*where)
-                .order_by(ordering, Repository.name)
-                .offset(query.offset)
-                .limit(query.limit)
-            ).all()
-            return [_view(registry, r[0], r[1]) for r in rows], int(total)
+            rows, keys = repositories.page(
+                session,
+                registry_id,
+                query.order,
+                query.descending,
+                name_filter=query.name_filter,
+                nothing=query.severities is not None,  # nothing is scanned yet: no repository has a severity
+                offset=query.offset,
+                limit=query.limit,
+                after=query.after,
+            )
+            return Page([_view(registry, row, count) for row, count in rows], keys.more, keys.next)
 
         return await self.db.read(work)
 
@@ -117,10 +100,8 @@ class RepositoryAdmin:
             repository = repositories.find(session, registry_id, name)
             if repository is None:
                 raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
-            artifacts = session.scalar(
-                select(func.count(Manifest.id)).where(Manifest.repository_id == repository.id)
-            )
-            return _view(registry, repository, int(artifacts or 0))
+            counts = repositories.artifact_counts(session, [repository.id])
+            return _view(registry, repository, counts.get(repository.id, 0))
 
         return await self.db.read(work)
 
@@ -138,15 +119,10 @@ class RepositoryAdmin:
             repository = repositories.find(session, registry_id, name, lock=True)
             if repository is None:
                 raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
-            freed = session.scalar(
-                select(func.coalesce(func.sum(Manifest.size), 0)).where(
-                    Manifest.repository_id == repository.id
-                )
-            )
+            freed = repositories.manifest_bytes(session, repository.id)
             tx = RawTx.of(session)
             gc.note_repository_blobs(tx, repository.id)  # its blobs are reviewed after the grace period
-            session.delete(repository)  # manifests, tags and blob links go by ON DELETE CASCADE
-            session.flush()
-            add_storage(tx, registry_id, -int(freed or 0))
+            repositories.delete(session, repository)  # manifests, tags and blob links go by ON DELETE CASCADE
+            add_storage(tx, registry_id, -freed)
 
         await self.db.write(work)

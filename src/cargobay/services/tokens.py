@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -139,12 +138,8 @@ def delete_expired_tokens(session: Session) -> int:
     return tokens.delete_expired(session)
 
 
-def _alive() -> Any:
-    return or_(Token.expiry_date.is_(None), Token.expiry_date > utcnow())
-
-
 def _find(session: Session, registry_id: str, token_id: str) -> Token:
-    token = session.get(Token, token_id)
+    token = tokens.get(session, token_id)
     if token is None or token.registry_id != registry_id or not _usable_date(token):
         raise NotFound("token", token_id, f"token {token_id} not found in registry {registry_id}")
     return token
@@ -155,11 +150,7 @@ def _usable_date(token: Token) -> bool:
 
 
 def _drop_expired(session: Session, registry_id: str) -> None:
-    session.execute(
-        delete(Token).where(
-            Token.registry_id == registry_id, Token.expiry_date.is_not(None), Token.expiry_date <= utcnow()
-        )
-    )
+    tokens.delete_expired_in(session, registry_id)
 
 
 def _name_taken(name: str) -> Conflict:
@@ -175,12 +166,8 @@ class TokenService:
     ) -> tuple[list[TokenView], int]:
         def work(session: Session) -> tuple[list[TokenView], int]:
             visible_registry(session, actor, registry_id)
-            where = (Token.registry_id == registry_id, _alive())
-            total = session.scalar(select(func.count()).select_from(Token).where(*where)) or 0
-            rows = session.scalars(
-                select(Token).where(*where).order_by(Token.name).offset(offset).limit(limit)
-            )
-            return [view_of(t) for t in rows], int(total)
+            rows, total = tokens.page(session, registry_id, offset, limit)
+            return [view_of(t) for t in rows], total
 
         return await self.db.read(work)
 
@@ -217,7 +204,7 @@ class TokenService:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "create or replace tokens")
             _drop_expired(session, registry_id)
-            token = session.get(Token, token_id)
+            token = tokens.get(session, token_id)
             if token is None:
                 return _insert(session, actor, registry_id, spec, token_id, password, hashed), True
             if token.registry_id != registry_id:
@@ -251,7 +238,7 @@ class TokenService:
             visible_registry(session, actor, registry_id)
             token = _find(session, registry_id, token_id)
             require_manager(actor, "delete tokens")
-            session.delete(token)
+            tokens.remove(session, token)
 
         await self.db.write(work)
 
@@ -271,7 +258,7 @@ def _insert(
     hashed: str,
 ) -> TokenView:
     check_expiry(spec.expiry_date)
-    if session.scalar(select(Token.id).where(Token.registry_id == registry_id, Token.name == spec.name)):
+    if tokens.name_taken(session, registry_id, spec.name):
         raise _name_taken(spec.name)
     token = Token(
         id=token_id or str(uuid.uuid4()),
@@ -286,8 +273,7 @@ def _insert(
         created_by=actor.email,
         created_by_user_id=actor.user_id,
     )
-    session.add(token)
-    session.flush()
+    tokens.add(session, token)
     return view_of(token, password)
 
 

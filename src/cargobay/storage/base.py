@@ -1,28 +1,41 @@
-"""The ``BlobStore`` interface every driver (and the encryption wrapper) implements.
+"""The ``BlobStore`` interface every driver (and the encryption wrapper) implements: object-store shaped.
 
-Two kinds of objects, addressed by slash-separated keys:
+Objects are immutable once written and addressed by slash-separated keys. Small objects are written
+with ``put``; large ones, and uploads that arrive in several requests, through a ``BlobWriter``
+(distribution's ``FileWriter``): ``write`` chunks, then ``commit`` (publish at the writer's key,
+atomically: a reader sees all of it or nothing, also across a crash) or ``cancel``. Between two
+requests a writer is ``suspend``-ed into a ``WriterState``, a small JSON document the caller keeps
+(in the upload's database row); any process continues the writer from it, and nothing written
+before is read again. No request path lists keys: ``list`` is for garbage-collection sweeps.
 
-* **staged** objects grow by ``append`` (an upload in progress) and may be truncated;
-* **committed** objects are immutable; ``commit`` publishes a staged object atomically (a reader sees
-  all of it or nothing, also across a crash), ``put`` writes a small one in one step.
-
-Key convention (the encryption wrapper relies on it): the first path component is the *namespace*
-(a registry id) and the last is the *object id*; ``commit`` keeps both, e.g.
-``{registry}/uploads/{oid}`` -> ``{registry}/blobs/{oid[:2]}/{oid}``.
+Key convention (the encryption wrapper and the drivers rely on it): the first path component is the
+*namespace* (a registry id) and the last is the *object id*, e.g. ``{registry}/blobs/{oid[:2]}/{oid}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from io import RawIOBase
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Chunk = bytes | memoryview
 """What readers yield: bytes, or a view of a buffer nobody else holds (no copy just to type it)."""
 
+WriterState = dict[str, Any]
+"""Where a suspended writer stands: JSON-serialisable, opaque to everyone but the store that made it."""
+
 
 class ObjectNotFound(Exception):
     """The key names no object (of the kind asked for)."""
+
+
+class WriterLost(ObjectNotFound):
+    """What a writer state describes is no longer stored as it was (cancelled, expired, or changed
+    by a writer that did not record its state): the upload cannot continue, nothing was changed."""
+
+
+class WriterBusy(Exception):
+    """Another writer holds the object (a concurrent request on the same upload); try again later."""
 
 
 class IntegrityError(Exception):
@@ -39,10 +52,47 @@ class IntegrityError(Exception):
 
 
 @runtime_checkable
+class BlobWriter(Protocol):
+    """Writes one object, possibly over several requests and processes.
+
+    After ``write`` fails the writer is broken: ``close`` it; the last state returned by ``suspend``
+    still resumes the object as it was then (a failed or partial chunk leaves no trace). A writer
+    may keep a reference to the data it was given until ``suspend``, ``commit`` or ``cancel``.
+    """
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far, by this writer and the ones it continues."""
+        ...
+
+    async def write(self, data: Chunk) -> None: ...
+
+    async def suspend(self) -> WriterState:
+        """Make everything written durable and return the state to continue from.
+
+        The writer stays open (a driver may keep the object to itself) until ``close``: callers
+        record the state first, then close, so no other writer resumes from an older state meanwhile.
+        """
+        ...
+
+    async def commit(self) -> int:
+        """Publish everything written at the writer's key, replacing any object there; returns its
+        size. Temporary data (parts, tails) is gone afterwards; the writer is closed."""
+        ...
+
+    async def cancel(self) -> None:
+        """Drop everything written, also by the writers this one continues; the writer is closed."""
+        ...
+
+    async def close(self) -> None:
+        """Release the writer without changing what is stored (after ``suspend``, or a failure)."""
+        ...
+
+
+@runtime_checkable
 class BlobStore(Protocol):
-    # -- committed objects ------------------------------------------------------------------
     async def stat(self, key: str) -> int | None:
-        """Size in bytes of a committed object, or None when absent."""
+        """Size in bytes of an object, or None when absent."""
         ...
 
     def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
@@ -50,39 +100,30 @@ class BlobStore(Protocol):
         ...
 
     async def put(self, key: str, data: bytes) -> None:
-        """Write a whole (small) committed object atomically, replacing any previous one."""
+        """Write a whole (small) object atomically, replacing any previous one."""
+        ...
+
+    async def writer(self, key: str, state: WriterState | None = None) -> BlobWriter:
+        """A writer of a new object to be published at ``key``, or one continuing ``state`` (what
+        ``suspend`` returned for the same key); raises WriterLost when that state cannot continue."""
+        ...
+
+    async def discard(self, key: str, state: WriterState | None) -> None:
+        """Drop what a writer for ``key`` left behind (``state``: its last one, None if unknown);
+        absent is no error. For uploads that expire or are cancelled without a live writer."""
         ...
 
     async def delete(self, key: str) -> None:
-        """Remove a committed object; absent is not an error."""
+        """Remove an object; absent is not an error."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove objects in batches (garbage collection); absent ones are no error."""
         ...
 
     def list(self, prefix: str) -> AsyncIterator[str]:
-        """Keys of committed objects under ``prefix`` (a namespace or deeper)."""
+        """Keys of objects under ``prefix`` (a namespace or deeper): for sweeps, never a request."""
         ...
-
-    # -- staged objects ---------------------------------------------------------------------
-    async def append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
-        """Append to a staged object (created when absent); returns its new size."""
-        ...
-
-    async def staged_size(self, key: str) -> int | None: ...
-
-    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]: ...
-
-    async def truncate(self, key: str, size: int) -> None:
-        """Cut a staged object back to ``size`` bytes (drops a partly received chunk)."""
-        ...
-
-    async def commit(self, staged_key: str, key: str) -> None:
-        """Publish a staged object under ``key`` atomically; the staged object is gone afterwards."""
-        ...
-
-    async def discard(self, key: str) -> None:
-        """Remove a staged object; absent is not an error."""
-        ...
-
-    def list_staged(self, prefix: str) -> AsyncIterator[str]: ...
 
     async def close(self) -> None: ...
 
@@ -91,18 +132,17 @@ class BlobStore(Protocol):
 class RawReads(Protocol):
     """Blocking access to stored bytes, for code that already runs in a worker thread.
 
-    Wrappers that transform data (the encryption envelope) read through this: reading and
-    transforming in one thread, exact sizes at a time, costs a fraction of going through the event
-    loop for every block. A driver whose client library is blocking (files, boto3) offers it cheaply.
+    An optional capability, not part of the contract: the encryption envelope reads through it when
+    the driver below offers it (files), opening segments where the bytes already are, and through
+    ``reader`` otherwise.
     """
 
-    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> RawIOBase:
+    files: bool
+    """Whether raw readers are files, whose page cache a non-blocking read may ask (see encrypted.py)."""
+
+    def open_raw(self, key: str, offset: int = 0) -> RawIOBase:
         """A blocking reader positioned at ``offset``; raises ObjectNotFound. Close it when done."""
         ...
-
-
-class RawBlobStore(BlobStore, RawReads, Protocol):
-    """A driver: the BlobStore interface plus blocking raw reads (what wrappers sit on)."""
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -111,3 +151,13 @@ def split_key(key: str) -> tuple[str, str]:
     if len(parts) < 2 or not all(parts):
         raise ValueError(f"malformed storage key {key!r}")
     return parts[0], parts[-1]
+
+
+def upload_key(key: str) -> str:
+    """Where a writer for ``key`` keeps its data until commit: ``{namespace}/uploads/{object id}``.
+
+    The layout of the release before writers (its staged objects live there), so an upload that was
+    in progress at the upgrade continues in place.
+    """
+    namespace, object_id = split_key(key)
+    return f"{namespace}/uploads/{object_id}"

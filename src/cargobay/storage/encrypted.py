@@ -4,13 +4,17 @@ Object ``k`` is stored sealed (format in ``storage.segments``) under ``k + ".cbe
 of its namespace. The suffix keeps sealed objects apart from plaintext ones written before encryption
 was switched on: those stay readable only while ``allow_plaintext`` says such data may exist, so that
 replacing a sealed object by a plaintext file is an error rather than a way to serve forged bytes.
+Writers (``storage.sealed_writer``) seal whole segments into the driver's writer; the partial last
+segment of a suspended upload is kept sealed beside it, never as plaintext.
 
 Segments are sealed in a small thread pool, a few segments ahead of the consumer, so memory stays
-constant. Reads are opened on the event loop while the ciphertext is in the page cache (``RWF_NOWAIT``
-reads, one such read per store, i.e. per process, at a time) and in a reader thread otherwise.
-Handing every segment from a thread to the loop took five context switches per segment, on cores
-the client needs too. On the loop, each segment's AES-GCM keeps it busy for about 0.3 ms per MiB,
-other tasks get a turn after every segment, and the loop never waits for the disk.
+constant. Over a driver with blocking raw reads (files), reads are opened on the event loop while
+the ciphertext is in the page cache (``RWF_NOWAIT`` reads, one such read per store, i.e. per
+process, at a time) and in a reader thread otherwise. Handing every segment from a thread to the
+loop took five context switches per segment, on cores the client needs too. On the loop, each
+segment's AES-GCM keeps it busy for about 0.3 ms per MiB, other tasks get a turn after every
+segment, and the loop never waits for the disk. Over other drivers (object stores) one ranged read
+streams the segments, which are opened in the pool a few segments ahead.
 Every segment is authenticated before any of its bytes are yielded; a read that reaches the end of
 an object holds back its last segment until the final segment has proven the object complete.
 """
@@ -18,17 +22,32 @@ an object holds back its last segment until the final segment has proven the obj
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import RawIOBase
 from typing import TypeVar
 
-from cargobay.storage.base import Chunk, IntegrityError, ObjectNotFound, RawBlobStore, split_key
+from cargobay.storage.base import (
+    BlobStore,
+    Chunk,
+    IntegrityError,
+    ObjectNotFound,
+    RawReads,
+    WriterState,
+    split_key,
+)
 from cargobay.storage.keys import DataKeySource
+from cargobay.storage.sealed_writer import (
+    INLINE,
+    LOOKAHEAD,
+    SUFFIX,
+    TAIL_SUFFIX,
+    SealingWriter,
+    discard_sealing,
+)
 from cargobay.storage.segments import (
     HEADER_SIZE,
     OVERHEAD,
@@ -36,12 +55,11 @@ from cargobay.storage.segments import (
     Layout,
     ObjectCipher,
     header,
+    open_segment,
 )
-from cargobay.storage.streams import BufferPool, closing, iterate_in_thread, rechunk
+from cargobay.storage.streams import BufferPool, closing, ignore_result, iterate_in_thread
 
-SUFFIX = ".cbe"
-_LOOKAHEAD = 2  # segments being sealed or opened ahead of the consumer, per stream
-_INLINE = 64 * 1024  # smaller segments are handled on the event loop: cheaper than a thread hop
+__all__ = ["SUFFIX", "EncryptedStore", "SealingWriter"]
 
 T = TypeVar("T")
 Job = Callable[[], T]
@@ -50,7 +68,7 @@ Job = Callable[[], T]
 class EncryptedStore:
     def __init__(
         self,
-        inner: RawBlobStore,
+        inner: BlobStore,
         keys: DataKeySource,
         *,
         allow_plaintext: bool = False,
@@ -63,177 +81,111 @@ class EncryptedStore:
         self.keys = keys
         self.allow_plaintext = allow_plaintext
         self.segment_size = segment_size
-        self._header = header(segment_size)
+        self.header = header(segment_size)
         # Whether a read may open its segments on the event loop (see the module docstring); off,
         # or when the platform has no RWF_NOWAIT, every read goes through a reader thread.
-        self._inline_reads = inline_reads and hasattr(os, "RWF_NOWAIT")
+        self._raw = inner if isinstance(inner, RawReads) else None
+        self._inline_reads = inline_reads and hasattr(os, "RWF_NOWAIT") and inner_files(self._raw)
         self._inline_busy = False
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="crypto")
 
-    # -- committed objects ------------------------------------------------------------------
+    # -- objects ----------------------------------------------------------------------------
     async def stat(self, key: str) -> int | None:
         cipher_size = await self.inner.stat(key + SUFFIX)
         if cipher_size is not None:
-            return self._layout(key, cipher_size, finished=True).size
+            return self._layout(key, cipher_size).size
         size = await self.inner.stat(key)
         if size is not None:
             self._check_plaintext_allowed(key)
         return size
 
     def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
-        return self._read(key, offset, length, finished=True)
+        return self._read(key, offset, length)
 
     async def put(self, key: str, data: bytes) -> None:
-        cipher = await self._cipher(key)
-        await self.inner.put(key + SUFFIX, await self._run(lambda: cipher.seal_object(data)))
+        cipher = await self.cipher(key)
+        await self.inner.put(key + SUFFIX, await self.run(lambda: cipher.seal_object(data)))
         if self.allow_plaintext:
             await self.inner.delete(key)
 
+    async def writer(self, key: str, state: WriterState | None = None) -> SealingWriter:
+        return await SealingWriter.open(self, key, state)
+
+    async def discard(self, key: str, state: WriterState | None) -> None:
+        await discard_sealing(self, key, state)
+
     async def delete(self, key: str) -> None:
-        await self.inner.delete(key + SUFFIX)
-        await self.inner.delete(key)
+        await self.inner.delete_many([key + SUFFIX, key])
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self.inner.delete_many([k for key in keys for k in (key + SUFFIX, key)])
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         return _unsuffixed(self.inner.list(prefix))
-
-    # -- staged objects ---------------------------------------------------------------------
-    async def append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
-        await self._adopt_staged_plaintext(key)
-        return await self._append(key, chunks)
-
-    async def staged_size(self, key: str) -> int | None:
-        layout = await self._settled(key, repair=False)
-        if layout is not None:
-            return layout.size
-        return await self.inner.staged_size(key) if self.allow_plaintext else None
-
-    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
-        return self._read(key, offset, length, finished=False)
-
-    async def truncate(self, key: str, size: int) -> None:
-        await self._adopt_staged_plaintext(key)
-        sealed_key = key + SUFFIX
-        layout = await self._staged_layout(key)
-        if not 0 <= size <= layout.size:
-            raise ValueError(f"cannot truncate {key} of {layout.size} bytes to {size}")
-        if size == layout.size:
-            return
-        index, keep = divmod(size, self.segment_size)
-        cut = layout.offset(index)
-        resealed: Chunk = b""
-        if keep:  # the new last segment is a part of an old one
-            cipher = await self._cipher(key)
-            sealed = await self._read_sealed(sealed_key, cut, layout.sealed_length(index))
-            plain = await self._run(self._opener(key, cipher, index, sealed))
-            resealed = await self._run(lambda: cipher.seal(index, False, plain[:keep]))
-        await self.inner.truncate(sealed_key, cut)
-        if resealed:
-            await self.inner.append(sealed_key, _one(resealed))
-
-    async def commit(self, staged_key: str, key: str) -> None:
-        if split_key(staged_key) != split_key(key):
-            raise ValueError(f"commit of {staged_key} to {key} would change its namespace or object id")
-        await self._adopt_staged_plaintext(staged_key)
-        sealed_key = staged_key + SUFFIX
-        layout = await self._staged_layout(staged_key)
-        cipher = await self._cipher(staged_key)
-        await self.inner.append(sealed_key, _one(cipher.seal(layout.segments, True, b"")))
-        try:
-            await self.inner.commit(sealed_key, key + SUFFIX)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self.inner.truncate(sealed_key, layout.cipher_size)
-            raise
-        if self.allow_plaintext:
-            await self.inner.delete(key)
-
-    async def discard(self, key: str) -> None:
-        await self.inner.discard(key + SUFFIX)
-        await self.inner.discard(key)
-
-    def list_staged(self, prefix: str) -> AsyncIterator[str]:
-        return _unsuffixed(self.inner.list_staged(prefix))
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         await self.inner.close()
 
     # -- data stored before encryption was on -------------------------------------------------
-    async def plaintext_keys(self, prefix: str = "", staged: bool = False) -> AsyncIterator[str]:
+    async def plaintext_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Keys of objects stored unencrypted (written while encryption was off)."""
-        keys = self.inner.list_staged(prefix) if staged else self.inner.list(prefix)
-        async for key in keys:
-            if not key.endswith(SUFFIX):
+        async for key in self.inner.list(prefix):
+            if not key.endswith(SUFFIX) and not key.endswith(TAIL_SUFFIX):
                 yield key
 
     async def seal_plaintext(self, key: str) -> bool:
-        """Encrypt a committed plaintext object in place (atomically); False when there is none."""
+        """Encrypt a plaintext object in place (atomically); False when there is none."""
         if await self.inner.stat(key) is None:
             return False
         if await self.inner.stat(key + SUFFIX) is None:  # else an earlier run sealed it already
-            namespace, object_id = split_key(key)
-            staging = f"{namespace}/sealing/{object_id}"
-            await self.inner.discard(staging + SUFFIX)
-            await self._append(staging, self.inner.reader(key))
-            await self.commit(staging, key)
+            writer = await self.writer(key)
+            try:
+                async with closing(self.inner.reader(key)) as chunks:
+                    async for chunk in chunks:
+                        await writer.write(chunk)
+                await writer.commit()
+            except BaseException:
+                await writer.cancel()
+                raise
         await self.inner.delete(key)
         return True
-
-    async def seal_staged_plaintext(self, key: str) -> bool:
-        """Encrypt a staged plaintext object; False when there is none.
-
-        Until its plaintext is discarded the plaintext is the truth, so a conversion cut short by a
-        crash is simply done again.
-        """
-        if await self.inner.staged_size(key) is None:
-            return False
-        await self.inner.discard(key + SUFFIX)
-        await self._append(key, self.inner.staged_reader(key))
-        await self.inner.discard(key)
-        return True
-
-    async def _adopt_staged_plaintext(self, key: str) -> None:
-        """A staged object from before encryption was on is encrypted by its next write."""
-        if self.allow_plaintext:
-            await self.seal_staged_plaintext(key)
 
     def _check_plaintext_allowed(self, key: str) -> None:
         if not self.allow_plaintext:
             raise IntegrityError(f"{key} is stored unencrypted where only sealed data may be", key=key)
 
     # -- reading ----------------------------------------------------------------------------
-    async def _read(self, key: str, offset: int, length: int | None, finished: bool) -> AsyncIterator[Chunk]:
+    async def _read(self, key: str, offset: int, length: int | None) -> AsyncIterator[Chunk]:
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("negative offset or length")
         sealed_key = key + SUFFIX
-        cipher_size = await (self.inner.stat if finished else self.inner.staged_size)(sealed_key)
+        cipher_size = await self.inner.stat(sealed_key)
         if cipher_size is None:
-            async for chunk in self._read_plaintext(key, offset, length, finished):
+            async for chunk in self._read_plaintext(key, offset, length):
                 yield chunk
             return
-        if finished:
-            layout = self._layout(key, cipher_size, finished)
-        else:  # an upload may end in a torn segment after a crash: read what is whole
-            layout = await self._settled(key, repair=False) or Layout(self.segment_size, 0, 0, False)
+        layout = self._layout(key, cipher_size)
         end = layout.size if length is None else min(layout.size, offset + length)
         plan = layout.plan(offset, end)
         if not plan:
             return
-        cipher = await self._cipher(key)
-        read = _Read(key, sealed_key, not finished, cipher, layout, plan, offset, end)
-        opening = _Opening(read, self._header)
-        if self._inline_reads and not self._inline_busy:
-            stream = self._opened_inline(opening)
+        cipher = await self.cipher(key)
+        opening = _Opening(_Read(key, sealed_key, cipher, layout, plan, offset, end), self.header)
+        if self._raw is None:
+            stream = self._opened_from_reader(opening)
+        elif self._inline_reads and not self._inline_busy:
+            stream = self._opened_inline(opening, self._raw)
         else:
-            stream = self._opened_in_thread(opening)
+            stream = self._opened_in_thread(opening, self._raw)
         async with closing(stream):
             async for piece in stream:
                 yield piece
 
-    def _opened_in_thread(self, opening: _Opening) -> AsyncIterator[Chunk]:
-        return iterate_in_thread(lambda: self._decrypted(opening), depth=_LOOKAHEAD + 2)
+    def _opened_in_thread(self, opening: _Opening, raw: RawReads) -> AsyncIterator[Chunk]:
+        return iterate_in_thread(lambda: self._decrypted(opening, raw), depth=LOOKAHEAD + 2)
 
-    async def _opened_inline(self, opening: _Opening) -> AsyncIterator[Chunk]:
+    async def _opened_inline(self, opening: _Opening, raw_reads: RawReads) -> AsyncIterator[Chunk]:
         """Open segments on the event loop while their ciphertext is in the page cache.
 
         One such read at a time per store (so per process): it bounds how long the loop is kept
@@ -244,7 +196,7 @@ class EncryptedStore:
         read, layout = opening.read, opening.read.layout
         self._inline_busy = True
         try:
-            raw = await asyncio.to_thread(self.inner.open_raw, read.sealed_key, 0, staged=read.staged)
+            raw = await asyncio.to_thread(raw_reads.open_raw, read.sealed_key, 0)
             with raw:
                 fd = _fileno(raw)
                 head = bytearray(HEADER_SIZE)
@@ -263,22 +215,22 @@ class EncryptedStore:
         finally:
             self._inline_busy = False
         if opening.remaining():  # not all of it was cached: a reader thread does the rest
-            async with closing(self._opened_in_thread(opening)) as rest:
+            async with closing(self._opened_in_thread(opening, raw_reads)) as rest:
                 async for piece in rest:
                     yield piece
         elif opening.held is not None:
             yield opening.held
 
-    def _decrypted(self, opening: _Opening) -> Iterator[Chunk]:
+    def _decrypted(self, opening: _Opening, raw_reads: RawReads) -> Iterator[Chunk]:
         """Read and open the planned segments in this (worker) thread, exact sizes at a time."""
         read, plan = opening.read, opening.remaining()
         first = plan[0]
         header_next = not opening.header_checked and not first  # it lies right before segment 0
         if not opening.header_checked and first:  # the range starts further in: read it where it lies
-            with self.inner.open_raw(read.sealed_key, 0, staged=read.staged) as raw:
+            with raw_reads.open_raw(read.sealed_key, 0) as raw:
                 opening.check_header(_read_into(raw, memoryview(bytearray(HEADER_SIZE)), read.key))
         start = 0 if header_next else read.layout.offset(first)
-        with self.inner.open_raw(read.sealed_key, start, staged=read.staged) as raw:
+        with raw_reads.open_raw(read.sealed_key, start) as raw:
             if header_next:
                 opening.check_header(_read_into(raw, memoryview(bytearray(HEADER_SIZE)), read.key))
             for index in plan:
@@ -289,181 +241,93 @@ class EncryptedStore:
         if opening.held is not None:
             yield opening.held
 
-    async def _read_plaintext(
-        self, key: str, offset: int, length: int | None, finished: bool
-    ) -> AsyncIterator[Chunk]:
-        size = await (self.inner.stat if finished else self.inner.staged_size)(key)
+    async def _opened_from_reader(self, opening: _Opening) -> AsyncIterator[Chunk]:
+        """Stream the planned segments with one ranged read of the driver (an object store's
+        GET) and open them in the pool, a few segments ahead; the pieces come out in order."""
+        read, plan = opening.read, opening.remaining()
+        layout = read.layout
+        first = plan[0]
+        if first:  # the range starts further in: check the header where it lies
+            opening.check_header(await self.read_exactly(read.sealed_key, 0, HEADER_SIZE))
+        start = 0 if not first else layout.offset(first)
+        stop = layout.offset(plan[-1]) + layout.sealed_length(plan[-1])
+        if plan[-1] == layout.segments:
+            stop = layout.offset(plan[-1]) + OVERHEAD
+        sizes = iter(([HEADER_SIZE] if not first else []) + [layout.sealed_length(i) for i in plan])
+        blocks = _split(self.inner.reader(read.sealed_key, start, stop - start), sizes, read.key)
+        indexes = iter(([-1] if not first else []) + plan)
+
+        def open_next(block: Chunk) -> Job[tuple[int, Chunk]]:
+            index = next(indexes)
+            if index < 0:
+                return lambda: (index, block)
+            last = index == layout.segments
+            return lambda: (index, open_segment(read.cipher, read.key, index, last, bytearray(block)))
+
+        async with closing(self.ahead(blocks, open_next)) as opened:
+            async for index, plain in opened:
+                if index < 0:
+                    opening.check_header(plain)
+                    continue
+                piece = opening.take(index, memoryview(plain))
+                if piece is not None:
+                    yield piece
+        if opening.held is not None:
+            yield opening.held
+
+    async def _read_plaintext(self, key: str, offset: int, length: int | None) -> AsyncIterator[Chunk]:
+        size = await self.inner.stat(key)
         if size is None:
             raise ObjectNotFound(key)
         self._check_plaintext_allowed(key)
-        source = self.inner.reader if finished else self.inner.staged_reader
-        async with closing(source(key, offset, length)) as stream:
+        async with closing(self.inner.reader(key, offset, length)) as stream:
             async for chunk in stream:
                 yield chunk
 
-    async def _read_sealed(self, sealed_key: str, offset: int, length: int, finished: bool = False) -> bytes:
-        source = self.inner.reader if finished else self.inner.staged_reader
-        async with closing(source(sealed_key, offset, length)) as stream:
+    async def read_exactly(self, sealed_key: str, offset: int, length: int) -> bytes:
+        """``length`` stored bytes from ``offset``; fewer is an integrity failure."""
+        async with closing(self.inner.reader(sealed_key, offset, length)) as stream:
             data = b"".join([chunk async for chunk in stream])
         if len(data) != length:
             raise IntegrityError(f"{sealed_key} is shorter than its size says", key=sealed_key)
         return data
 
-    # -- writing ----------------------------------------------------------------------------
-    async def _append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
-        sealed_key = key + SUFFIX
-        cipher = await self._cipher(key)
-        settled = await self._settle(key, repair=True)
-        cipher_size = None if settled is None else settled.layout.cipher_size
-        layout = settled.layout if settled else Layout(self.segment_size, 0, 0, finished=False)
-        index = layout.segments
-        tail_plain = b""
-        tail_sealed = b""
-        if layout.size % self.segment_size:  # a partial last segment: extend it, then seal it anew
-            index -= 1
-            # Settling authenticated it (a torn one is cut, leaving whole segments only).
-            assert settled is not None and settled.last is not None
-            tail_sealed, tail_plain = settled.last
-        async with closing(self._sealed(cipher, index, tail_plain, chunks)) as sealed:
-            first = await anext(sealed, None)
-            if first is None:  # nothing arrived: leave the object as it was
-                if cipher_size is None:
-                    await self.inner.append(sealed_key, _one(self._header))
-                return layout.size
-            lead = [first] if cipher_size is not None else [self._header, first]
-            cut = layout.offset(index)
-            if tail_sealed:
-                await self.inner.truncate(sealed_key, cut)
-            try:
-                cipher_size = await self.inner.append(sealed_key, _chain(lead, sealed))
-            except BaseException:
-                if tail_sealed and await self.inner.staged_size(sealed_key) == cut:
-                    await self.inner.append(sealed_key, _one(tail_sealed))  # put the old tail back
-                raise
-        return self._layout(key, cipher_size, finished=False).size
-
-    async def _sealed(
-        self, cipher: ObjectCipher, index: int, head: bytes, chunks: AsyncIterable[Chunk]
-    ) -> AsyncIterator[Chunk]:
-        """Sealed non-final segments from ``index`` on, of ``head`` plus the incoming plaintext;
-        nothing at all when no plaintext arrives (``head`` is then left as it is stored)."""
-        incoming = _nonempty(chunks)
-        first = await anext(incoming, None)
-        if first is None:
-            return
-        blocks = rechunk(_chain([head, first] if head else [first], incoming), self.segment_size)
-        outputs = BufferPool(self.segment_size + OVERHEAD)
-
-        def seal_next(block: Chunk) -> Job[Chunk]:
-            nonlocal index
-            at, index = index, index + 1
-            out = outputs.take(len(block) + OVERHEAD)
-            return lambda: cipher.seal(at, False, block, out)
-
-        async with closing(self._ahead(blocks, seal_next)) as sealed:
-            async for segment in sealed:
-                yield segment
-
     # -- helpers ----------------------------------------------------------------------------
-    async def _ahead(
-        self,
-        blocks: AsyncIterable[Chunk],
-        work: Callable[[Chunk], Job[T]],
-    ) -> AsyncIterator[T]:
+    async def ahead(self, blocks: AsyncIterable[Chunk], work: Callable[[Chunk], Job[T]]) -> AsyncIterator[T]:
         """Run ``work`` for each block in the pool, a few blocks ahead; yield the results in order."""
         loop = asyncio.get_running_loop()
         pending: deque[asyncio.Future[T]] = deque()
         try:
             async for block in blocks:
                 job = work(block)
-                if len(block) <= _INLINE and not pending:
+                if len(block) <= INLINE and not pending:
                     yield job()
                     continue
                 pending.append(loop.run_in_executor(self._pool, job))
-                if len(pending) > _LOOKAHEAD:
+                if len(pending) > LOOKAHEAD:
                     yield await pending.popleft()
             while pending:
                 yield await pending.popleft()
         finally:
             for future in pending:
                 future.cancel()
-                future.add_done_callback(_ignore_result)
+                future.add_done_callback(ignore_result)
 
-    def _opener(self, key: str, cipher: ObjectCipher, index: int, sealed: bytes) -> Job[bytes]:
-        """The plaintext of the lone non-final segment ``index`` (for appends and truncates)."""
+    def submit(self, job: Job[T]) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, job)
 
-        def job() -> bytes:
-            return bytes(_open_segment(cipher, key, index, False, bytearray(sealed)))
-
-        return job
-
-    async def _cipher(self, key: str) -> ObjectCipher:
+    async def cipher(self, key: str) -> ObjectCipher:
         namespace, object_id = split_key(key)
         return ObjectCipher(await self.keys.data_key(namespace), self.segment_size, namespace, object_id)
 
-    async def _run(self, job: Job[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+    async def run(self, job: Job[T]) -> T:
+        return await self.submit(job)
 
-    async def _staged_layout(self, key: str) -> Layout:
-        layout = await self._settled(key, repair=True)
-        if layout is None:
-            raise ObjectNotFound(key)
-        return layout
-
-    async def _settled(self, key: str, *, repair: bool) -> Layout | None:
-        settled = await self._settle(key, repair=repair)
-        return None if settled is None else settled.layout
-
-    async def _settle(self, key: str, *, repair: bool) -> _Settled | None:
-        """A staged object as far as it is whole: its longest prefix of authentic segments.
-
-        A crash in the middle of an append leaves the last segment torn (never acknowledged to the
-        client, who resumes from the size reported now). With ``repair`` (callers hold the upload's
-        lock) the torn bytes are cut off the stored object before it changes again.
-        """
-        sealed_key = key + SUFFIX
-        cipher_size = await self.inner.staged_size(sealed_key)
-        if cipher_size is None:
-            return None
-        if cipher_size < HEADER_SIZE:  # torn before its header was whole: nothing was acknowledged
-            if not repair:
-                return _Settled(Layout(self.segment_size, 0, 0, finished=False), None)
-            await self.inner.discard(sealed_key)
-            return None
-        layout = Layout.staged_prefix(self.segment_size, cipher_size)
-        last = None
-        if layout.segments:
-            last = await self._open_staged_segment(key, layout, layout.segments - 1)
-            if last is None:
-                layout = layout.without_last()
-        if repair and cipher_size != layout.cipher_size:
-            await self.inner.truncate(sealed_key, layout.cipher_size)
-        return _Settled(layout, last)
-
-    async def _open_staged_segment(self, key: str, layout: Layout, index: int) -> tuple[bytes, bytes] | None:
-        """The sealed bytes and plaintext of a non-final staged segment; None if not authentic."""
-        cipher = await self._cipher(key)
-        sealed = await self._read_sealed(key + SUFFIX, layout.offset(index), layout.sealed_length(index))
+    def _layout(self, key: str, cipher_size: int) -> Layout:
         try:
-            plain = await self._run(self._opener(key, cipher, index, sealed))
-        except IntegrityError:
-            return None
-        return sealed, plain
-
-    def _layout(self, key: str, cipher_size: int, finished: bool) -> Layout:
-        try:
-            return Layout.parse(self.segment_size, cipher_size, finished)
+            return Layout.parse(self.segment_size, cipher_size, True)
         except IntegrityError as exc:
             raise IntegrityError(f"{key}: {exc}", key=key) from None
-
-
-@dataclass(frozen=True, slots=True)
-class _Settled:
-    """A staged object's whole prefix, with its last segment as read while checking it (sealed
-    bytes, plaintext), or None when it has no segment or the last one was torn and cut off."""
-
-    layout: Layout
-    last: tuple[bytes, bytes] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +336,6 @@ class _Read:
 
     key: str
     sealed_key: str
-    staged: bool
     cipher: ObjectCipher
     layout: Layout
     plan: list[int]
@@ -508,8 +371,13 @@ class _Opening:
     def open(self, index: int, sealed: memoryview) -> Chunk | None:
         """The plaintext of segment ``index``, the next of the plan, to hand on now (None: nothing,
         or held back)."""
+        read = self.read
+        plain = open_segment(read.cipher, read.key, index, index == read.layout.segments, sealed)
+        return self.take(index, plain)
+
+    def take(self, index: int, plain: memoryview) -> Chunk | None:
+        """What to hand on of the opened segment ``index``, the next of the plan."""
         read, layout = self.read, self.read.layout
-        plain = _open_segment(read.cipher, read.key, index, index == layout.segments, sealed)
         self.opened += 1
         if index == layout.segments:
             return None
@@ -520,16 +388,6 @@ class _Opening:
             self.held = piece
             return None
         return piece
-
-
-def _open_segment(
-    cipher: ObjectCipher, key: str, index: int, last: bool, sealed: bytearray | memoryview
-) -> memoryview:
-    """``ObjectCipher.open_in_place``, with a failure naming the object."""
-    try:
-        return cipher.open_in_place(index, last, sealed)
-    except IntegrityError as exc:
-        raise IntegrityError(f"{key}: {exc}", key=key) from None
 
 
 def _read_cached(fd: int | None, buffer: bytearray | memoryview, offset: int) -> bool:
@@ -544,6 +402,10 @@ def _read_cached(fd: int | None, buffer: bytearray | memoryview, offset: int) ->
         return os.preadv(fd, [buffer], offset, os.RWF_NOWAIT) == len(buffer)
     except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT for this file
         return False
+
+
+def inner_files(raw: RawReads | None) -> bool:
+    return raw is not None and raw.files
 
 
 def _fileno(raw: RawIOBase) -> int | None:
@@ -564,6 +426,26 @@ def _read_into(raw: RawIOBase, buffer: memoryview, key: str) -> memoryview:
     return buffer
 
 
+async def _split(chunks: AsyncIterator[Chunk], sizes: Iterator[int], key: str) -> AsyncIterator[Chunk]:
+    """Blocks of the given sizes, in order, cut from a stream; a short stream is an integrity failure."""
+    pieces: list[Chunk] = []
+    held = 0
+    want = next(sizes, 0)
+    async with closing(chunks):
+        async for chunk in chunks:
+            view = memoryview(chunk)
+            while view and want:
+                take = min(len(view), want - held)
+                pieces.append(view[:take])
+                view = view[take:]
+                held += take
+                if held == want:
+                    yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                    pieces, held, want = [], 0, next(sizes, 0)
+    if want:
+        raise IntegrityError(f"{key} is shorter than its size says", key=key)
+
+
 async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
     seen: set[str] = set()
     async for key in keys:
@@ -571,26 +453,3 @@ async def _unsuffixed(keys: AsyncIterator[str]) -> AsyncIterator[str]:
         if key not in seen:
             seen.add(key)
             yield key
-
-
-async def _one(*parts: Chunk) -> AsyncIterator[Chunk]:
-    for part in parts:
-        yield part
-
-
-async def _chain(lead: Iterable[Chunk], rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    for block in lead:
-        yield block
-    async for block in rest:
-        yield block
-
-
-async def _nonempty(chunks: AsyncIterable[Chunk]) -> AsyncIterator[Chunk]:
-    async for chunk in chunks:
-        if chunk:
-            yield chunk
-
-
-def _ignore_result(future: asyncio.Future[T]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from cargobay.storage.base import RawBlobStore
+from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemStore
 
 
-def open_store(url: str) -> RawBlobStore:
+def open_store(url: str) -> BlobStore:
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         return FilesystemStore(parts.path if parts.scheme else url)
-    raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file://)")
+    if parts.scheme == "s3":
+        from cargobay.storage.s3 import S3Store  # boto3 loads only where S3 is used
+
+        return S3Store.from_url(url)
+    raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")

@@ -1,25 +1,43 @@
-"""Filesystem driver: staged objects under ``staging/``, committed ones under ``objects/``.
+"""Filesystem driver: objects under ``objects/``, writers' data under ``staging/`` until commit.
 
-A commit fsyncs the staged file, renames it into place (atomic on POSIX) and fsyncs the directory, so
-a crash at any instant leaves the object either absent or complete.
+A writer appends to one file, ``staging/{namespace}/uploads/{object id}`` (where the release before
+writers kept its staged uploads, so those continue in place), holding an exclusive ``flock`` on it
+while open: processes sharing the data directory never write one upload at once. Its state is the
+size it had when suspended (after an ``fdatasync``); bytes past that size are a chunk that failed,
+and the next writer cuts them off. A commit fsyncs the file, renames it into place (atomic on POSIX)
+and fsyncs the directory, so a crash at any instant leaves the object either absent or complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
-from collections.abc import AsyncIterable, AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from io import RawIOBase
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio.to_thread
 
-from cargobay.storage.base import Chunk, ObjectNotFound
+from cargobay.storage.base import (
+    Chunk,
+    ObjectNotFound,
+    WriterBusy,
+    WriterLost,
+    WriterState,
+    upload_key,
+)
 from cargobay.storage.streams import SerialOffload, file_chunks, iterate_in_thread
+
+LOCK_TIMEOUT = 30.0  # seconds a writer waits for another process's writer of the same upload
 
 
 class FilesystemStore:
+    files = True  # raw reads are files (see RawReads)
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self._objects = self.root / "objects"
@@ -34,15 +52,22 @@ class FilesystemStore:
             raise ValueError(f"invalid storage key {key!r}")
         return base.joinpath(*parts)
 
-    # -- committed -------------------------------------------------------------------------
+    def object_path(self, key: str) -> Path:
+        return self._path(self._objects, key)
+
+    def staging_path(self, key: str) -> Path:
+        """The file a writer for ``key`` appends to."""
+        return self._path(self._staging, upload_key(key))
+
+    # -- reading ---------------------------------------------------------------------------
     async def stat(self, key: str) -> int | None:
         try:
-            return os.stat(self._path(self._objects, key)).st_size
+            return os.stat(self.object_path(key)).st_size
         except FileNotFoundError:
             return None
 
     def reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        return self._read(self._path(self._objects, key), offset, length)
+        return self._read(self.object_path(key), offset, length)
 
     async def _read(self, path: Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
         chunks = iterate_in_thread(lambda: file_chunks(str(path), offset, length))
@@ -56,23 +81,23 @@ class FilesystemStore:
         async for chunk in chunks:
             yield chunk
 
-    def open_raw(self, key: str, offset: int = 0, *, staged: bool = False) -> RawIOBase:
-        path = self._path(self._staging if staged else self._objects, key)
+    def open_raw(self, key: str, offset: int = 0) -> RawIOBase:
         try:
-            f = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+            f = open(self.object_path(key), "rb", buffering=0)  # noqa: SIM115 - the caller closes it
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(key) from None
         if offset:
             f.seek(offset)
         return f
 
+    # -- writing ---------------------------------------------------------------------------
     async def put(self, key: str, data: bytes) -> None:
-        target = self._path(self._objects, key)
+        target = self.object_path(key)
         await anyio.to_thread.run_sync(self._put_sync, target, data)
 
     def _put_sync(self, target: Path, data: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"{os.getpid()}-{id(data)}-{target.name}"
+        tmp = self._tmp / f"{os.getpid()}-{threading.get_ident()}-{id(data)}-{target.name}"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -80,9 +105,24 @@ class FilesystemStore:
         os.replace(tmp, target)
         fsync_dir(target.parent)
 
+    async def writer(self, key: str, state: WriterState | None = None) -> FileWriter:
+        target = self.object_path(key)
+        staging = self.staging_path(key)
+        size = None if state is None else int(state["size"])
+        f = await anyio.to_thread.run_sync(_open_staging, staging, size)
+        return FileWriter(f, staging, target, 0 if size is None else size)
+
+    async def discard(self, key: str, state: WriterState | None) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.staging_path(key))
+
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(self._objects, key))
+            os.unlink(self.object_path(key))
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            await self.delete(key)
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         return self._list(self._objects, prefix)
@@ -93,67 +133,125 @@ class FilesystemStore:
         for key in keys:
             yield key
 
-    # -- staged ----------------------------------------------------------------------------
-    async def append(self, key: str, chunks: AsyncIterable[Chunk]) -> int:
-        path = self._path(self._staging, key)
-        f = await anyio.to_thread.run_sync(_open_append, path)
-        flusher = _Flusher(f.fileno())
-        writing = SerialOffload("cargobay-write")
-        try:
-            async for chunk in chunks:
-                if chunk:
-                    await writing.submit(f.write, chunk)
-                    flusher.wrote(len(chunk))
-            await writing.drain()
-            return int(f.tell())
-        finally:
-            await writing.close()
-            await anyio.to_thread.run_sync(flusher.stop)
-            await anyio.to_thread.run_sync(f.close)
-
-    async def staged_size(self, key: str) -> int | None:
-        try:
-            return os.stat(self._path(self._staging, key)).st_size
-        except FileNotFoundError:
-            return None
-
-    def staged_reader(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        return self._read(self._path(self._staging, key), offset, length)
-
-    async def truncate(self, key: str, size: int) -> None:
-        path = self._path(self._staging, key)
-        try:
-            os.truncate(path, size)
-        except FileNotFoundError:
-            raise ObjectNotFound(key) from None
-
-    async def commit(self, staged_key: str, key: str) -> None:
-        source = self._path(self._staging, staged_key)
-        target = self._path(self._objects, key)
-        await anyio.to_thread.run_sync(self._commit_sync, source, target)
-
-    def _commit_sync(self, source: Path, target: Path) -> None:
-        try:
-            fd = os.open(source, os.O_RDONLY)
-        except FileNotFoundError:
-            raise ObjectNotFound(source.name) from None
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-        fsync_dir(target.parent)
-
-    async def discard(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(self._staging, key))
-
-    def list_staged(self, prefix: str) -> AsyncIterator[str]:
-        return self._list(self._staging, prefix)
-
     async def close(self) -> None:
         return None
+
+
+class FileWriter:
+    """Appends to a staging file it holds an exclusive lock on; see the module docstring."""
+
+    def __init__(self, f: BinaryIO, staging: Path, target: Path, size: int) -> None:
+        self._f = f
+        self._staging = staging
+        self._target = target
+        self._size = size
+        self._settled = False  # bytes past the state's size are cut off before the first write
+        self._writing = SerialOffload("cargobay-write")
+        self._flusher = _Flusher(f.fileno())
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def _settle(self) -> None:
+        if not self._settled:
+            await anyio.to_thread.run_sync(_cut, self._f, self._size)
+            self._settled = True
+
+    async def write(self, data: Chunk) -> None:
+        if not data:
+            return
+        await self._settle()
+        await self._writing.submit(self._f.write, data)
+        self._size += len(data)
+        self._flusher.wrote(len(data))
+
+    async def suspend(self) -> WriterState:
+        await self._settle()
+        await self._writing.drain()
+        await anyio.to_thread.run_sync(os.fdatasync, self._f.fileno())
+        return {"size": self._size}
+
+    async def commit(self) -> int:
+        await self._settle()
+        await self._writing.drain()
+        await self._stop()
+        try:
+            await anyio.to_thread.run_sync(self._publish)
+        finally:
+            await self.close()
+        return self._size
+
+    def _publish(self) -> None:
+        os.fsync(self._f.fileno())
+        self._target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._staging, self._target)
+        fsync_dir(self._target.parent)
+
+    async def cancel(self) -> None:
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._staging)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._writing.close()
+        await self._stop()
+        await anyio.to_thread.run_sync(self._f.close)  # releases the lock
+
+    async def _stop(self) -> None:
+        await anyio.to_thread.run_sync(self._flusher.stop)
+
+
+def _open_staging(path: Path, size: int | None) -> BinaryIO:
+    """The staging file, locked: new (``size`` None) or holding at least ``size`` bytes. Nothing is cut
+    off yet: the caller may still find it has no business writing (see ``FileWriter._settle``)."""
+    if size is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if size is None else 0), 0o644)
+    except FileNotFoundError:
+        raise WriterLost(f"{path.name}: the upload's data is gone") from None
+    f = os.fdopen(fd, "r+b", buffering=0)
+    try:
+        _lock(f, path)
+        if size is not None and os.fstat(fd).st_size < size:
+            raise WriterLost(f"{path.name} holds fewer bytes than its upload recorded")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _lock(f: BinaryIO, path: Path) -> None:
+    """Take the file's exclusive lock, then make sure it is still the staging file (a writer that
+    held the lock meanwhile may have published or removed it)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise WriterBusy(f"{path.name} is being written by another request") from None
+            time.sleep(0.02)
+    try:
+        same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise WriterLost(f"{path.name}: the upload was finished or cancelled meanwhile")
+
+
+def _cut(f: BinaryIO, size: int) -> None:
+    if os.fstat(f.fileno()).st_size != size:
+        f.truncate(size)
+    f.seek(size)
 
 
 class _Flusher:
@@ -195,11 +293,7 @@ class _Flusher:
             self._stopped = True
             self._wake.set()
             self._thread.join()
-
-
-def _open_append(path: Path):  # type: ignore[no-untyped-def]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "ab", buffering=0)
+            self._thread = None
 
 
 def fsync_dir(directory: Path) -> None:

@@ -102,6 +102,16 @@ class ObjectCipher:
         return b"".join(parts)
 
 
+def open_segment(
+    cipher: ObjectCipher, key: str, index: int, last: bool, sealed: bytearray | memoryview
+) -> memoryview:
+    """``ObjectCipher.open_in_place``, with a failure naming the object."""
+    try:
+        return cipher.open_in_place(index, last, sealed)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{key}: {exc}", key=key) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Where the segments of an object lie, derived from its ciphertext size alone."""
@@ -121,29 +131,6 @@ class Layout:
         if segments and body - (segments - 1) * step <= OVERHEAD:
             raise IntegrityError(f"{cipher_size} bytes does not end on a segment boundary")
         return cls(segment_size, segments, body - segments * OVERHEAD, finished)
-
-    @classmethod
-    def staged_prefix(cls, segment_size: int, cipher_size: int) -> Layout:
-        """The longest well-formed prefix of a staged object's ciphertext.
-
-        A crash during an append can leave the last write torn; whatever does not form a whole
-        segment there was never acknowledged, so it is not part of the object.
-        """
-        body = cipher_size - HEADER_SIZE
-        if body <= 0:
-            return cls(segment_size, 0, 0, finished=False)
-        step = segment_size + OVERHEAD
-        full, rest = divmod(body, step)
-        partial = rest - OVERHEAD if rest > OVERHEAD else 0
-        return cls(segment_size, full + (1 if partial else 0), full * segment_size + partial, finished=False)
-
-    def without_last(self) -> Layout:
-        """The same object with its last data segment dropped."""
-        if not self.segments:
-            return self
-        return Layout(
-            self.segment_size, self.segments - 1, (self.segments - 1) * self.segment_size, self.finished
-        )
 
     @property
     def cipher_size(self) -> int:

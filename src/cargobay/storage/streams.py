@@ -121,6 +121,13 @@ async def rechunk(chunks: AsyncIterable[B], size: int = CHUNK) -> AsyncIterator[
         yield b"".join(pieces)
 
 
+def ignore_result(future: asyncio.Future[Any]) -> None:
+    """A done-callback that marks a future's error as seen (it is raised where the future is
+    awaited, or deliberately dropped when nobody will await it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class SerialOffload:
     """Runs blocking calls in order on one thread, up to ``depth`` calls ahead of the caller.
 
@@ -137,7 +144,11 @@ class SerialOffload:
     async def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
-        self._pending.append(asyncio.get_running_loop().run_in_executor(self._executor, fn, *args))
+        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        # The first error is raised by a later submit or by drain; the calls queued behind it may
+        # fail too (a full disk) and are then never awaited: mark their errors seen.
+        future.add_done_callback(ignore_result)
+        self._pending.append(future)
         while len(self._pending) > self.depth:
             await self._pending.popleft()
 

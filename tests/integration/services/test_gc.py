@@ -40,6 +40,7 @@ from tests.support.gc import (
     storage_bytes,
     upload,
 )
+from tests.support.images import sha256
 
 HOUR = timedelta(hours=1)
 ZERO = timedelta(0)
@@ -325,8 +326,11 @@ async def test_the_sweep_deletes_objects_no_row_names_after_the_grace_period(
         yield b"half an upload"
 
     await rt.services.uploads.append(open_upload, body(), None, None)
-    sealing = f"{registry_id}/sealing/{'cd' * 16}"
-    await store.append(sealing, body())
+    open_oid = open_upload.object_key.rsplit("/", 1)[1]
+    beside_open = f"{registry_id}/uploads/{open_oid}.14-0a1b2c.pending"  # what a writer keeps (S3)
+    await store.put(beside_open, b"half an upload")
+    beside_gone = f"{registry_id}/uploads/{'cd' * 16}.5-0a1b2c.tail"  # its session is gone
+    await store.put(beside_gone, b"tail of a session that ended in a crash")
     published_not_recorded = await rt.services.uploads.start(registry_id, "app")
     oid = published_not_recorded.object_key.rsplit("/", 1)[1]
     await store.put(f"{registry_id}/blobs/{oid[:2]}/{oid}", b"a finish that crashed before its row")
@@ -336,9 +340,14 @@ async def test_the_sweep_deletes_objects_no_row_names_after_the_grace_period(
     age_reviews(rt.db, 2 * HOUR)
     second = await rt.services.gc.collect(registry_id, grace=HOUR)
     assert (second.orphans_found, second.orphans_deleted) == (2, 2)
-    assert await store.stat(crash_leftover) is None and await store.staged_size(sealing) is None
-    assert await store.staged_size(open_upload.object_key) == len(b"half an upload")
+    assert await store.stat(crash_leftover) is None and await store.stat(beside_gone) is None
+    assert await store.stat(beside_open) is not None
     assert await store.stat(f"{registry_id}/blobs/{oid[:2]}/{oid}") is not None
+    finished = await rt.services.uploads.finish(
+        open_upload, Digest.parse(sha256(b"half an upload")), None, None, None
+    )
+    assert finished.size == len(b"half an upload")  # the open upload's writer continues
+    await store.delete(beside_open)  # a real writer drops its pending data as it commits
     assert await check_references_intact(rt) == len(image.blobs)
     third = await rt.services.gc.collect(registry_id, grace=HOUR)
     assert third.orphans_found == 0

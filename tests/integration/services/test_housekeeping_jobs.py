@@ -91,4 +91,5 @@ async def test_housekeeping_jobs_run_through_the_worker(runtime: Runtime, regist
     }
     remaining = db.read_sync(lambda s: set(s.scalars(select(Upload.id))))
     assert remaining == {fresh.id}
-    assert await runtime.store.staged_size(stale.object_key) is None
+    assert isinstance(runtime.store, FilesystemStore)
+    assert not runtime.store.staging_path(stale.final_key).exists()

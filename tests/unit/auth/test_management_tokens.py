@@ -2,8 +2,11 @@
 
 from datetime import timedelta
 
+import jwt
+
 from cargobay.auth.jwt_tokens import TokenSigner
-from cargobay.auth.management import AUDIENCE, ManagementTokenSigner
+from cargobay.auth.management import AUDIENCE, ManagementTokenSigner, identity_claims
+from cargobay.auth.principals import UserPrincipal
 from cargobay.db.types import utcnow
 
 KEY = b"k" * 32
@@ -39,3 +42,26 @@ def test_a_registry_token_is_not_a_management_token() -> None:
     for audience in (AUDIENCE, "127.0.0.1:5000"):
         issued = registry.issue("user:uid", audience, [], [])
         assert ManagementTokenSigner(KEY).verify(issued.token) is None
+
+
+def test_a_management_token_carries_the_ionos_identity_claim() -> None:
+    now = utcnow()
+    user = UserPrincipal("uid", "dev@example.com", 1234, "user", manage_registry=True)
+    token = ManagementTokenSigner(KEY).issue("tid", "uid", 1234, now, now + timedelta(hours=1), user)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["sub"], claims["contract"], claims["jti"]) == ("uid", 1234, "tid")
+    assert claims["identity"] == {
+        "uuid": "uid",
+        "userId": "uid",
+        "email": "dev@example.com",
+        "contractNumber": 1234,
+        "role": "user",
+        "privileges": ["manageRegistry"],
+        "isParent": False,
+    }
+    reader = UserPrincipal("rid", "ro@example.com", 1234, "user", manage_registry=False)
+    assert identity_claims(reader)["privileges"] == []
+    assert identity_claims(UserPrincipal("o", "o@example.com", 9, "owner", False))["privileges"] == [
+        "manageRegistry"
+    ]
+    assert ManagementTokenSigner(KEY).verify(token) is not None

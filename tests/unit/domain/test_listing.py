@@ -1,3 +1,5 @@
+from datetime import UTC
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,3 +51,31 @@ def test_cursor_round_trips(name: str) -> None:
 def test_foreign_cursors_are_refused(token: str) -> None:
     with pytest.raises(InvalidInput, match=r"pagination\.token"):
         listing.decode_cursor(token)
+
+
+_KEYS = st.one_of(
+    st.none(),
+    st.integers(-(2**62), 2**62),
+    st.text(max_size=80),
+    st.datetimes(timezones=st.just(UTC)),
+)
+
+
+@given(
+    key=_KEYS, tiebreak=st.one_of(st.integers(0, 2**62), st.text(max_size=255)), offset=st.integers(0, 2**31)
+)
+def test_positions_round_trip_for_their_own_list_and_offset(
+    key: object, tiebreak: object, offset: int
+) -> None:
+    position = listing.Position(key, tiebreak)
+    fingerprint = listing.list_fingerprint("registries", "r", "orderBy=-lastPush")
+    token = listing.encode_position(position, fingerprint, offset)
+    assert listing.decode_position(token, fingerprint, offset) == position
+    assert listing.decode_position(token, fingerprint, offset + 1) is None  # another offset: not used
+    assert listing.decode_position(token, listing.list_fingerprint("registries", "r"), offset) is None
+
+
+@pytest.mark.parametrize("token", ["garbage!", "bm90LWEtY3Vyc29y", listing.encode_cursor("name")])
+def test_tokens_that_are_not_positions_are_refused(token: str) -> None:
+    with pytest.raises(InvalidInput, match=r"pagination\.token"):
+        listing.decode_position(token, "f", 0)

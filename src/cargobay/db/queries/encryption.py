@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from cargobay.db.models import EncryptionState, Registry
+from cargobay.db.models import EncryptionState, Registry, SigningKey
 from cargobay.db.types import utcnow
 
 STATE_ID = 1
@@ -59,10 +61,12 @@ def has_data_keys(session: Session) -> bool:
 
 
 def master_key_ids_in_use(session: Session) -> set[str]:
+    """Master keys that wrap a registry's data key or a signing key."""
     rows = session.scalars(
         select(Registry.master_key_id).where(Registry.wrapped_data_key.is_not(None)).distinct()
     )
-    return {r for r in rows if r is not None}
+    signing = session.scalars(select(SigningKey.master_key_id).distinct())
+    return {r for r in [*rows, *signing] if r is not None}
 
 
 def set_active_key(session: Session, key_id: str) -> None:
@@ -100,4 +104,39 @@ def replace_wrapped_key(session: Session, registry_id: str, old: bytes, new: byt
         update(Registry)
         .where(Registry.id == registry_id, Registry.wrapped_data_key == old)
         .values(wrapped_data_key=new, master_key_id=key_id)
+    )
+
+
+def signing_key(session: Session, name: str) -> tuple[bytes, str | None] | None:
+    row = session.get(SigningKey, name)
+    return (row.secret, row.master_key_id) if row is not None else None
+
+
+def add_signing_key(session: Session, name: str, secret: bytes, master_key_id: str | None) -> None:
+    """Store a signing key unless one of that name exists (the first process to start wins)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(SigningKey)
+        .values(name=name, secret=secret, master_key_id=master_key_id, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[SigningKey.name])
+    )
+
+
+def replace_signing_key(session: Session, name: str, old: bytes, new: bytes, master_key_id: str) -> None:
+    """Store a signing key wrapped anew, unless someone replaced it meanwhile."""
+    session.execute(
+        update(SigningKey)
+        .where(SigningKey.name == name, SigningKey.secret == old)
+        .values(secret=new, master_key_id=master_key_id)
+    )
+
+
+def signing_keys_elsewhere(session: Session, key_id: str) -> list[str]:
+    """Signing keys not (yet) wrapped by ``key_id``."""
+    return list(
+        session.scalars(
+            select(SigningKey.name).where(
+                (SigningKey.master_key_id != key_id) | SigningKey.master_key_id.is_(None)
+            )
+        )
     )

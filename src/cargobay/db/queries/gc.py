@@ -159,8 +159,8 @@ def note_registry_removal(tx: RawTx, registry_id: str) -> int:
         registry_id,
     )
     uploads = tx.run(
-        "INSERT INTO gc_object_deletions (registry_id, object_key, staged, created_at) "
-        "SELECT registry_id, object_key, ?, ? FROM uploads WHERE registry_id = ?",
+        "INSERT INTO gc_object_deletions (registry_id, object_key, staged, writer_state, created_at) "
+        "SELECT registry_id, object_key, ?, storage_state, ? FROM uploads WHERE registry_id = ?",
         True,
         stamp,
         registry_id,
@@ -175,7 +175,8 @@ def note_registry_removal(tx: RawTx, registry_id: str) -> int:
 class FreedObject:
     deletion_id: int  # its row in the outbox
     key: str
-    staged: bool = False
+    staged: bool = False  # an upload's: ``key`` is ``{registry}/uploads/{object id}``
+    writer_state: str | None = None  # the upload writer's last state (JSON), to discard what it left
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,19 +23,21 @@ async def pending_deletions(
     """Outbox rows after ``after_id`` (of one registry, or of all), in id order."""
     if registry_id is None:
         rows = await db.fetch_all(
-            "SELECT id, object_key, staged FROM gc_object_deletions WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, object_key, staged, writer_state FROM gc_object_deletions WHERE id > ? "
+            "ORDER BY id LIMIT ?",
             after_id,
             limit,
         )
     else:
         rows = await db.fetch_all(
-            "SELECT id, object_key, staged FROM gc_object_deletions WHERE registry_id = ? AND id > ? "
+            "SELECT id, object_key, staged, writer_state FROM gc_object_deletions "
+            "WHERE registry_id = ? AND id > ? "
             "ORDER BY id LIMIT ?",
             registry_id,
             after_id,
             limit,
         )
-    return [FreedObject(int(r[0]), str(r[1]), bool(r[2])) for r in rows]
+    return [FreedObject(int(r[0]), str(r[1]), bool(r[2]), str(r[3]) if r[3] else None) for r in rows]
 
 
 async def count_pending_deletions(db: Database, registry_id: str | None) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -134,3 +135,23 @@ def move_next_window(
         query.values(gc_next_window_at=next_window_at).execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def page_of_contract(
+    session: Session, contract_number: int, name_filter: str | None, after: str | None, limit: int
+) -> tuple[list[Registry], bool]:
+    """A tenant's registries in name order after ``after`` (index ix_registries_contract_name); the
+    flag says whether more remain."""
+    query = select(Registry).where(Registry.contract_number == contract_number)
+    if name_filter:
+        escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Registry.name.like(f"%{escaped.lower()}%", escape="\\"))
+    if after is not None:
+        query = query.where(Registry.name > after)
+    rows = list(session.scalars(query.order_by(Registry.name).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def delete(session: Session, registry_id: str) -> None:
+    """Remove the registry; tokens, repositories, manifests, tags and blob rows go by ON DELETE CASCADE."""
+    session.execute(delete_rows(Registry).where(Registry.id == registry_id))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.models import Repository
+from cargobay.db.models import Manifest, Repository
+from cargobay.db.queries import keyset
+from cargobay.db.queries.keyset import Keys, Ordering
 from cargobay.db.types import utcnow
+from cargobay.domain.listing import Position
 
 
 def find(session: Session, registry_id: str, name: str, *, lock: bool = False) -> Repository | None:
@@ -58,3 +63,84 @@ async def names_after(db: Database, registry_id: str, after: str | None, limit: 
             limit,
         )
     return [str(r[0]) for r in rows]
+
+
+# Each key but artifactCount is served by an index (registry_id, key, name) of models.py.
+_KEYS: dict[str, tuple[Any, bool]] = {
+    "name": (Repository.name, False),
+    "lastPush": (Repository.last_pushed_at, True),
+    "lastPull": (Repository.last_pulled_at, True),
+    "pullCount": (Repository.pull_count, False),
+    "pushCount": (Repository.push_count, False),
+}
+
+
+def page(
+    session: Session,
+    registry_id: str,
+    order: str,
+    descending: bool,
+    *,
+    name_filter: str | None,
+    nothing: bool,
+    offset: int,
+    limit: int,
+    after: Position | None,
+) -> tuple[list[tuple[Repository, int]], Keys]:
+    """One page of a registry's repositories with their artifact counts, in the order asked.
+
+    ``artifactCount`` has no index (the count is not stored): that order counts every repository's
+    manifests and sorts them. The others read an index and count the artifacts of the page only.
+    """
+    scope: list[Any] = [Repository.registry_id == registry_id]
+    if name_filter:
+        escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        scope.append(Repository.name.like(f"%{escaped}%", escape="\\"))
+    if nothing:
+        scope.append(false())
+    source: Any = None
+    if order == "artifactCount":
+        counts = (
+            select(Manifest.repository_id, func.count().label("n"))
+            .where(Manifest.registry_id == registry_id)
+            .group_by(Manifest.repository_id)
+            .subquery()
+        )
+        source = Repository.__table__.outerjoin(counts, counts.c.repository_id == Repository.id)
+        ordering = Ordering(func.coalesce(counts.c.n, 0), Repository.name, descending, False)
+    else:
+        key, nullable = _KEYS[order]
+        ordering = Ordering(key, Repository.name, descending, nullable)
+    keys = keyset.page(session, scope, ordering, offset=offset, limit=limit, after=after, source=source)
+    names = [row[1] for row in keys.rows]
+    rows = {
+        r.name: r for r in session.scalars(select(Repository).where(*scope[:1], Repository.name.in_(names)))
+    }
+    counts_of = artifact_counts(session, [r.id for r in rows.values()])
+    return [(rows[n], counts_of.get(rows[n].id, 0)) for n in names if n in rows], keys
+
+
+def artifact_counts(session: Session, repository_ids: list[int]) -> dict[int, int]:
+    """How many manifests each of these repositories holds (an index range each)."""
+    if not repository_ids:
+        return {}
+    rows = session.execute(
+        select(Manifest.repository_id, func.count())
+        .where(Manifest.repository_id.in_(repository_ids))
+        .group_by(Manifest.repository_id)
+    )
+    return {int(repository_id): int(count) for repository_id, count in rows}
+
+
+def manifest_bytes(session: Session, repository_id: int) -> int:
+    """The summed sizes of a repository's manifests."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Manifest.size), 0)).where(Manifest.repository_id == repository_id)
+    )
+    return int(total or 0)
+
+
+def delete(session: Session, repository: Repository) -> None:
+    """Remove the repository; its manifests, tags and blob links go by ON DELETE CASCADE."""
+    session.delete(repository)
+    session.flush()

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
+from cargobay.domain.errors import InvalidInput
 from cargobay.domain.timestamps import render_timestamp
 
 UtcTimestamp = Annotated[
@@ -30,6 +32,23 @@ class InputModel(BaseModel):
     """Request bodies: unknown fields are ignored, as the IONOS API does."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class PatchInput(InputModel):
+    """A PATCH body, whose fields are at the top level. ``properties`` (the wrapper of POST and PUT
+    bodies) is kept only to refuse a wrapped body: ignored as an unknown field, it would be a 200
+    that changes nothing."""
+
+    properties: SkipJsonSchema[Any] = None
+
+    def refuse_wrapper(self) -> None:
+        if "properties" in self.model_fields_set:
+            fields = ", ".join(name for name in type(self).model_fields if name != "properties")
+            raise InvalidInput(
+                f"is not a field of this PATCH: send {fields} at the top level of the body "
+                "(only POST and PUT wrap them in properties)",
+                field="properties",
+            )
 
 
 class ErrorMessage(WireModel):

@@ -13,6 +13,7 @@ from cargobay.management.schemas.common import (
     ApiResourceMetadata,
     InputModel,
     PaginationLinks,
+    PatchInput,
     UtcTimestamp,
     WireModel,
     doc,
@@ -70,7 +71,7 @@ class PostRegistryInput(InputModel):
     properties: PostRegistryProperties
 
 
-class PatchRegistryInput(InputModel):
+class PatchRegistryInput(PatchInput):
     """Absent fields stay as they are; ``apiSubnetAllowList: []`` clears the list and
     ``garbageCollectionSchedule: null`` removes the schedule."""
 

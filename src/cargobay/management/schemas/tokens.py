@@ -12,6 +12,7 @@ from cargobay.management.schemas.common import (
     ApiResourceMetadata,
     InputModel,
     PaginationLinks,
+    PatchInput,
     UtcTimestamp,
     WireModel,
     doc,
@@ -57,7 +58,7 @@ class PostTokenInput(InputModel):
     properties: PostTokenProperties
 
 
-class PatchTokenInput(InputModel):
+class PatchTokenInput(PatchInput):
     """Absent fields stay as they are; ``expiryDate: null`` removes the expiry; ``scopes``
     replaces the whole list."""
 

@@ -1,7 +1,7 @@
 """garbage collection: review queues, object deletions, sweep sightings, runs, untagged policy
 
 Revision ID: g1_gc
-Revises: a1_access
+Revises: l1_lists
 Create Date: 2026-12-08 15:00:00
 
 Every blob and manifest that exists at the upgrade is queued for review as changed now: blobs left
@@ -18,7 +18,7 @@ from cargobay.db.engine import timestamp_binder
 from cargobay.db.types import utcnow
 
 revision = "g1_gc"
-down_revision = "a1_access"
+down_revision = "l1_lists"
 branch_labels = None
 depends_on = None
 
@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("registry_id", sa.String(length=36), nullable=False),
         sa.Column("object_key", sa.String(length=300), nullable=False),
         sa.Column("staged", sa.Boolean(), nullable=False),
+        sa.Column("writer_state", sa.Text(), nullable=True),
         sa.Column("created_at", cargobay.db.types.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_gc_object_deletions")),
     )

@@ -1,0 +1,120 @@
+"""What the S3 driver does beyond the contract: its URL, multipart parts and pending objects, no
+listing and no copying on request paths (against versitygw)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from cargobay.storage.base import IntegrityError
+from cargobay.storage.encrypted import SUFFIX, EncryptedStore
+from cargobay.storage.factory import open_store
+from cargobay.storage.s3 import MIN_PART, PART_SIZE, S3Location, S3Store
+from tests.support.s3 import S3Server
+from tests.support.storage import StaticKeys, read_all, write_chunks
+
+NS = "4f6a0c1e-0000-4000-8000-000000000001"
+KEY = f"{NS}/blobs/ab/ab01"
+DATA = os.urandom(2 * MIN_PART + 777)
+
+
+def test_the_url_names_bucket_prefix_endpoint_region_and_part_size() -> None:
+    location = S3Location.parse(
+        "s3://blobs/cargo/bay/?endpoint_url=http://h:9000&region=eu-1&part_size=6291456"
+    )
+    assert location == S3Location("blobs", "cargo/bay/", "http://h:9000", "eu-1", 6 * 1024 * 1024)
+    assert S3Location.parse("s3://blobs").prefix == ""
+    assert S3Location.parse("s3://blobs").part_size == PART_SIZE
+
+
+@pytest.mark.parametrize(
+    "url", ["s3:///prefix", "s3://b?endpoint=x", "s3://b?part_size=1024", "file:///tmp/x"]
+)
+def test_a_bad_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        S3Location.parse(url)
+
+
+class Calls:
+    """Counts the client's operations by name."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.names: list[str] = []
+        client = store.client
+        calls = self
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                attribute = getattr(client, name)
+                if not callable(attribute):
+                    return attribute
+
+                def counted(*args: Any, **kwargs: Any) -> Any:
+                    calls.names.append(name)
+                    return attribute(*args, **kwargs)
+
+                return counted
+
+        store.client = Counting()
+
+
+@pytest.fixture
+async def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[S3Store]:
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    store = open_store(s3_server.url(s3_server.new_bucket(), "p", part_size=str(MIN_PART)))
+    assert isinstance(store, S3Store)
+    yield store
+    await store.close()
+
+
+async def test_small_sessions_wait_in_pending_objects_and_large_ones_become_parts(s3: S3Store) -> None:
+    state = await write_chunks(s3, KEY, DATA[:1000])
+    assert state["upload"] is None and state["pending_size"] == 1000
+    state = await write_chunks(s3, KEY, DATA[1000 : MIN_PART + 5000], chunk=300_000, state=state)
+    assert state["upload"] is not None and [p[2] for p in state["parts"]] == [MIN_PART + 5000]
+    assert state["pending"] is None and state["pending_size"] == 0
+    state = await write_chunks(s3, KEY, DATA[MIN_PART + 5000 : MIN_PART + 6000], state=state)
+    assert state["pending_size"] == 1000
+    writer = await s3.writer(KEY, state)
+    await writer.write(DATA[MIN_PART + 6000 :])
+    assert await writer.commit() == len(DATA)
+    assert await read_all(s3.reader(KEY)) == DATA
+    assert await read_all(s3.reader(KEY, MIN_PART - 3, 10)) == DATA[MIN_PART - 3 : MIN_PART + 7]
+    assert [key async for key in s3.list(f"{NS}/uploads")] == []
+
+
+async def test_request_paths_neither_list_nor_copy(s3: S3Store) -> None:
+    calls = Calls(s3)
+    state = await write_chunks(s3, KEY, DATA[: MIN_PART + 10], chunk=1 << 20)
+    state = await write_chunks(s3, KEY, DATA[MIN_PART + 10 : MIN_PART + 20], state=state)
+    writer = await s3.writer(KEY, state)
+    await writer.write(DATA[MIN_PART + 20 :])
+    await writer.commit()
+    await s3.stat(KEY)
+    await read_all(s3.reader(KEY, 5, 100))
+    await s3.delete(KEY)
+    assert not [n for n in calls.names if n.startswith("list") or "copy" in n], calls.names
+    assert calls.names.count("complete_multipart_upload") == 1
+
+
+async def test_a_small_object_is_one_put(s3: S3Store) -> None:
+    calls = Calls(s3)
+    writer = await s3.writer(KEY)
+    await writer.write(b"small")
+    await writer.commit()
+    assert calls.names == ["put_object"]
+
+
+async def test_a_sealed_object_changed_in_the_bucket_fails_the_read(s3: S3Store) -> None:
+    store = EncryptedStore(s3, StaticKeys(), segment_size=4000)
+    await store.put(KEY, DATA[:10_000])
+    sealed = bytearray(await read_all(s3.reader(KEY + SUFFIX)))
+    sealed[5000] ^= 1
+    await s3.put(KEY + SUFFIX, bytes(sealed))
+    with pytest.raises(IntegrityError):
+        await read_all(store.reader(KEY))
+    assert await read_all(store.reader(KEY, 0, 100)) == DATA[:100]  # the first segment is intact
