@@ -21,7 +21,14 @@ from cargobay.management import errors
 from cargobay.management.auth_api import PREFIX as AUTH_PREFIX
 from cargobay.management.auth_api import build_auth_app
 from cargobay.management.context import PREFIX, Management
-from cargobay.management.routes import artifacts, registries, repositories, tokens, vulnerabilities
+from cargobay.management.routes import (
+    artifacts,
+    garbage_collection,
+    registries,
+    repositories,
+    tokens,
+    vulnerabilities,
+)
 from cargobay.management.security import install as install_dependencies
 from cargobay.outages import DiskGuard
 from cargobay.runtime import Runtime
@@ -76,7 +83,7 @@ def build_api(m: Management, authenticator: ManagementAuthenticator) -> FastAPI:
     )
     errors.install(app)
     install_dependencies(app, m, authenticator)
-    for module in (registries, tokens, repositories, artifacts, vulnerabilities):
+    for module in (registries, tokens, repositories, artifacts, vulnerabilities, garbage_collection):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
@@ -124,6 +131,7 @@ class ManagementApp:
             repositories=services.repositories,
             artifacts=services.artifacts,
             api_tokens=services.api_tokens,
+            gc=services.gc,
         )
         api = build_api(self.context, authenticator)
         auth = build_auth_app(self.context, authenticator)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from cargobay.config import Settings
 from cargobay.services.api_tokens import ApiTokenService
 from cargobay.services.artifacts import ArtifactService
+from cargobay.services.gc import GarbageCollector
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
 from cargobay.services.tokens import TokenService
@@ -25,6 +26,7 @@ class Management:
     repositories: RepositoryAdmin
     artifacts: ArtifactService
     api_tokens: ApiTokenService
+    gc: GarbageCollector
 
     def origin(self, request: Request) -> str:
         """``scheme://host[:port]`` as clients reach the server (``CARGOBAY_PUBLIC_URL`` wins)."""

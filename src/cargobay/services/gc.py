@@ -61,6 +61,8 @@ BATCH = 500  # reviews per deletion transaction: short enough that writers hardl
 STALE_AFTER = timedelta(minutes=5)  # a running run without progress for this long was interrupted
 MANIFEST_PASSES = 10  # deleting an index or a subject can make more manifests collectable
 RUN_LIST_LIMIT = 100
+DEFAULT_RUN_LIST = 20
+RUN_ID_PATTERN = "^[0-9]{1,18}$"
 RUNS_KEPT = 200  # runs remembered per registry
 
 
@@ -73,6 +75,13 @@ def check_policy(value: object, field: str = "untaggedManifests") -> str:
     if value not in gc.UNTAGGED_POLICIES:
         raise InvalidInput(f"must be one of {', '.join(gc.UNTAGGED_POLICIES)}", field=field)
     return str(value)
+
+
+def parse_run_id(value: str, field: str = "runId") -> int:
+    """A run's number, or a 400 naming the parameter."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise InvalidInput(f"{value[:80]!r} is not a run number", field=field)
+    return int(value)
 
 
 class GarbageCollector:
