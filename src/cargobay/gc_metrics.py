@@ -1,6 +1,6 @@
 """Prometheus metrics of garbage collection counted by the process that runs it (``/metrics`` adds
-up every serving process; see ``observability``). Labelled by registry name (``-`` for the sweep of
-namespaces whose registry is gone); dry runs count nothing here.
+up every serving process; see ``observability``). Labelled by registry id, never its name (``/metrics``
+has no login; ``-`` for the sweep of namespaces whose registry is gone); dry runs count nothing here.
 
 What the database knows is read at scrape time instead (``gc_gauges``): the last run of each
 registry, whichever process ran it (a ``cargobay gc`` too), and the review queues' depth.
@@ -49,9 +49,9 @@ def gc_gauges(session: Session) -> list[GaugeMetricFamily]:
     success = GaugeMetricFamily(
         "cargobay_gc_last_run_success", "1 if the registry's last run succeeded, else 0", labels=["registry"]
     )
-    for name, state, at in runs:
-        finished.add_metric([name], at.timestamp())
-        success.add_metric([name], 1.0 if state == "succeeded" else 0.0)
+    for registry_id, state, at in runs:
+        finished.add_metric([registry_id], at.timestamp())
+        success.add_metric([registry_id], 1.0 if state == "succeeded" else 0.0)
     queues = GaugeMetricFamily(
         "cargobay_gc_queue_rows", "Rows in the garbage collection queues", labels=["queue"]
     )

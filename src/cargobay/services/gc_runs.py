@@ -126,11 +126,12 @@ def observe(report: RunReport, outcome: str) -> None:
     gc_metrics.RUN_SECONDS.labels(outcome).observe(report.seconds)
     if report.dry_run:
         return
-    gc_metrics.CANDIDATES.labels(report.registry).inc(report.candidates)
-    gc_metrics.BLOBS_FREED.labels(report.registry).inc(report.blobs_freed)
-    gc_metrics.BYTES_FREED.labels(report.registry).inc(report.bytes_freed)
-    gc_metrics.MANIFESTS_DELETED.labels(report.registry).inc(report.manifests_deleted)
-    gc_metrics.ORPHANS_DELETED.labels(report.registry).inc(report.orphans_deleted)
+    label = report.registry_id or "-"  # ids, not names: /metrics has no login
+    gc_metrics.CANDIDATES.labels(label).inc(report.candidates)
+    gc_metrics.BLOBS_FREED.labels(label).inc(report.blobs_freed)
+    gc_metrics.BYTES_FREED.labels(label).inc(report.bytes_freed)
+    gc_metrics.MANIFESTS_DELETED.labels(label).inc(report.manifests_deleted)
+    gc_metrics.ORPHANS_DELETED.labels(label).inc(report.orphans_deleted)
 
 
 @dataclass

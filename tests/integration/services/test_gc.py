@@ -239,13 +239,13 @@ async def test_a_run_is_recorded_with_progress_and_metrics(rt: Runtime, registry
     for i in range(7):
         await upload(rt, registry_id, "app", b"blob %d" % i)
     seen: list[Progress] = []
-    before = gc_metrics.BLOBS_FREED.labels("reg-one")._value.get()
+    before = gc_metrics.BLOBS_FREED.labels(registry_id)._value.get()
     report = await rt.services.gc.collect(registry_id, grace=ZERO, on_progress=seen.append)
     assert report.blobs_freed == 7
-    assert gc_metrics.BLOBS_FREED.labels("reg-one")._value.get() == before + 7
+    assert gc_metrics.BLOBS_FREED.labels(registry_id)._value.get() == before + 7
     gauges = {g.name: g.samples for g in rt.db.read_sync(gc_metrics.gc_gauges)}
     assert [(s.labels, s.value) for s in gauges["cargobay_gc_last_run_success"]] == [
-        ({"registry": "reg-one"}, 1)
+        ({"registry": registry_id}, 1)
     ]
     (finished,) = gauges["cargobay_gc_last_run_timestamp_seconds"]
     assert abs(finished.value - time.time()) < 60

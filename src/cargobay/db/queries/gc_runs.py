@@ -82,18 +82,18 @@ def fail_stale_runs(session: Session, registry_id: str | None, heartbeat_before:
 
 
 def last_runs(session: Session) -> list[tuple[str, str, datetime]]:
-    """(registry name, state, finished at) of each registry's last finished run (not a dry run)."""
+    """(registry id, state, finished at) of each registry's last finished run (not a dry run)."""
     latest = (
         select(func.max(GcRun.id))
         .where(GcRun.finished_at.is_not(None), GcRun.dry_run.is_(False), GcRun.registry_id.is_not(None))
         .group_by(GcRun.registry_id)
     )
     rows = session.execute(
-        select(Registry.name, GcRun.state, GcRun.finished_at)
+        select(GcRun.registry_id, GcRun.state, GcRun.finished_at)
         .join(Registry, Registry.id == GcRun.registry_id)
         .where(GcRun.id.in_(latest))
     )
-    return [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+    return [(str(r[0]), r[1], r[2]) for r in rows if r[2] is not None]
 
 
 def queue_depths(session: Session) -> list[tuple[str, int]]:
