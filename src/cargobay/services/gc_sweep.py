@@ -75,15 +75,17 @@ class Sweep:
         if only_missing:
             parsed = [p for p in parsed if p[1] not in present]
         live = [p for p in parsed if p[1] in present]
-        blob_keys = [key for key, _ns, kind, _oid in live if kind == "blobs"]
-        named_blobs = await gc_objects.named_blob_keys(self.db, blob_keys) if blob_keys else set()
-        upload_ids = {  # objects only an upload session may name: a writer's, and blobs without a row
+        # Sessions first, blob rows second: a session ends in the transaction that records its blob,
+        # so an object is seen named by one or the other (read the other way round, an upload that
+        # finished between the two reads would look unnamed).
+        upload_ids = {
             oid: uid
-            for key, _ns, kind, oid in live
-            if (kind == "uploads" or (kind == "blobs" and key not in named_blobs))
-            and (uid := gc_objects.upload_id_of(oid))
+            for _key, _ns, kind, oid in live
+            if kind in ("blobs", "uploads") and (uid := gc_objects.upload_id_of(oid))
         }
         uploads = await gc_objects.live_uploads(self.db, list(upload_ids.values())) if upload_ids else set()
+        blob_keys = [key for key, _ns, kind, _oid in live if kind == "blobs"]
+        named_blobs = await gc_objects.named_blob_keys(self.db, blob_keys) if blob_keys else set()
 
         def named(key: str, namespace: str, kind: str, object_id: str) -> bool:
             if namespace not in present:

@@ -357,11 +357,19 @@ async def test_a_deleted_registry_leaves_nothing_behind(
     rt: Runtime, registry_id: str, contract_number: int
 ) -> None:
     await push_image(rt, registry_id, "app", "v1", [b"layer a", b"layer b"])
-    await rt.services.uploads.start(registry_id, "app")
+    open_upload = await rt.services.uploads.start(registry_id, "app")
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield b"half an upload"
+
+    await rt.services.uploads.append(open_upload, body(), None, None)
+    staging = rt.settings.data_dir / "storage" / "staging"
+    assert [p for p in staging.rglob("*") if p.is_file()]  # the upload writer's data
     leftover = f"{registry_id}/blobs/ef/{'ef' * 16}"
     await rt.store.put(leftover, b"no row")
     await rt.services.registries.delete(owner(contract_number), registry_id)
     assert _files(rt.settings.data_dir) == {leftover}  # what rows named went before the answer
+    assert [p for p in staging.rglob("*") if p.is_file()] == []  # discarded from the writer's state
     assert _count(rt.db, GcObjectDeletion) == 0
     report = await rt.services.gc.sweep_deleted_registries(grace=ZERO)
     assert report.orphans_deleted == 1 and _files(rt.settings.data_dir) == set()

@@ -109,10 +109,3 @@ async def idle_since(
 def count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Upload)) or 0)
 
-
-def of_registry(session: Session, registry_id: str) -> list[tuple[str, str | None]]:
-    """(object key, storage state) of a registry's sessions."""
-    rows = session.execute(
-        select(Upload.object_key, Upload.storage_state).where(Upload.registry_id == registry_id)
-    )
-    return [(r[0], r[1]) for r in rows]
