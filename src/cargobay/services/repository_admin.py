@@ -119,10 +119,10 @@ class RepositoryAdmin:
             repository = repositories.find(session, registry_id, name, lock=True)
             if repository is None:
                 raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
-            freed = repositories.manifest_bytes(session, repository.id)
             tx = RawTx.of(session)
             gc.note_repository_blobs(tx, repository.id)  # its blobs are reviewed after the grace period
-            repositories.delete(session, repository)  # manifests, tags and blob links go by ON DELETE CASCADE
+            freed = repositories.delete_manifests(tx, repository.id)
+            repositories.delete(session, repository)  # tags and blob links go by ON DELETE CASCADE
             add_storage(tx, registry_id, -freed)
 
         await self.db.write(work)

@@ -132,12 +132,12 @@ def artifact_counts(session: Session, repository_ids: list[int]) -> dict[int, in
     return {int(repository_id): int(count) for repository_id, count in rows}
 
 
-def manifest_bytes(session: Session, repository_id: int) -> int:
-    """The summed sizes of a repository's manifests."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Manifest.size), 0)).where(Manifest.repository_id == repository_id)
-    )
-    return int(total or 0)
+def delete_manifests(tx: RawTx, repository_id: int) -> int:
+    """Delete the repository's manifests; returns the summed sizes of those this transaction deleted.
+    A manifest that a concurrent delete or collection removed first is not counted again (summed
+    before deleting, on PostgreSQL it would be: the storage usage would drop twice)."""
+    rows = tx.all("DELETE FROM manifests WHERE repository_id = ? RETURNING size", repository_id)
+    return sum(int(r[0]) for r in rows)
 
 
 def delete(session: Session, repository: Repository) -> None:
