@@ -108,4 +108,3 @@ async def idle_since(
 
 def count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Upload)) or 0)
-
