@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from cargobay import gc_metrics
 from cargobay.auth.principals import UserPrincipal
+from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.db.models import (
     Blob,
@@ -27,8 +28,11 @@ from cargobay.db.models import (
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import NotFound, PermissionDenied, UploadUnknown
-from cargobay.runtime import Runtime
+from cargobay.runtime import Runtime, assemble
 from cargobay.services.gc_runs import Progress
+from cargobay.storage.factory import open_store
+from cargobay.storage.s3 import MIN_PART, S3Store
+from cargobay.storage.sealing import PlainSealer
 from tests.support.gc import (
     age_reviews,
     blob_digests,
@@ -41,6 +45,7 @@ from tests.support.gc import (
     upload,
 )
 from tests.support.images import sha256
+from tests.support.s3 import S3Server
 
 HOUR = timedelta(hours=1)
 ZERO = timedelta(0)
@@ -430,3 +435,37 @@ async def test_an_upload_that_expired_while_finishing_records_nothing(rt: Runtim
     with pytest.raises(UploadUnknown):
         await rt.services.uploads.finish(session, Digest.of(data), None, None, None)
     assert _count(rt.db, Blob) == 0 and _files(rt.settings.data_dir) == set()
+
+
+async def test_a_registry_delete_on_s3_aborts_its_open_multipart_uploads(
+    db: Database,
+    db_url: str,
+    tmp_path: Path,
+    registry_id: str,
+    contract_number: int,
+    s3_server: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outbox keeps an upload writer's state: the multipart upload and the pending object of an
+    upload in progress go with the registry, though no listing could find the multipart upload."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = s3_server.new_bucket()
+    store = open_store(s3_server.url(bucket, "p", part_size=str(MIN_PART)))
+    assert isinstance(store, S3Store)
+    rt = assemble(Settings(data_dir=tmp_path, database_url=db_url), db, store, PlainSealer())
+    try:
+        await push_image(rt, registry_id, "app", "v1", [b"layer"])
+        open_upload = await rt.services.uploads.start(registry_id, "app")
+
+        async def body():  # type: ignore[no-untyped-def]
+            yield b"x" * (MIN_PART + 1000)  # one part, and a pending object for the rest
+
+        await rt.services.uploads.append(open_upload, body(), None, None)
+        client = store.client
+        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        await rt.services.registries.delete(owner(contract_number), registry_id)
+        assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    finally:
+        await store.close()
