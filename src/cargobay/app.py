@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cargobay import allocator, observability, outages
+from cargobay import allocator, gc_metrics, observability, outages
 from cargobay.config import Settings
 from cargobay.domain.allowlist import client_address, is_allowed
 from cargobay.logs import configure_logging, get_logger
@@ -199,7 +199,7 @@ def _misc_app(runtime: Runtime) -> Starlette:
 
 
 def _gauges(runtime: Runtime) -> list[GaugeMetricFamily]:
-    """Read at scrape time: the job queue by kind and state, open upload sessions."""
+    """Read at scrape time: the job queue by kind and state, open upload sessions, garbage collection."""
     from cargobay.db.queries import jobs, uploads
 
     queued = runtime.db.read_sync(jobs.depth)
@@ -209,6 +209,7 @@ def _gauges(runtime: Runtime) -> list[GaugeMetricFamily]:
             "cargobay_jobs", "Jobs queued or running, by kind and state", ["kind", "state"], queued
         ),
         observability.gauge("cargobay_upload_sessions", "Upload sessions open", [], [(sessions,)]),
+        *runtime.db.read_sync(gc_metrics.gc_gauges),
     ]
 
 

@@ -325,6 +325,69 @@ def _public_host(settings: Settings) -> str:
     return settings.public_url.split("://", 1)[-1].rstrip("/") if settings.public_url else settings.listen
 
 
+@registry_app.command("gc-policy")
+def registry_gc_policy(
+    name: Annotated[str, typer.Argument(help="registry name")],
+    untagged_manifests: Annotated[
+        str | None,
+        typer.Option(
+            "--untagged-manifests",
+            help="keep (the default: pull by digest keeps working) or delete the untagged manifests "
+            "nothing refers to",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show, or set, what garbage collection does with the registry's untagged manifests."""
+    runtime = _prepare(_settings(data_dir))
+    policy = _run(runtime, runtime.services.gc.set_policy_by_name(name, untagged_manifests))
+    typer.echo(f"registry {name}: untagged manifests: {policy}")
+
+
+@app.command("gc")
+def collect_garbage(
+    registry: Annotated[str | None, typer.Option("--registry", help="only this registry (by name)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="report what a run would free; delete nothing")
+    ] = False,
+    grace: Annotated[
+        int | None,
+        typer.Option(
+            "--grace",
+            min=0,
+            help="seconds since a blob's last reference change before it may go "
+            "(default CARGOBAY_GC_GRACE_SECONDS, 24 h)",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Collect garbage now, while servers keep running: unreferenced blobs past the grace period,
+    untagged manifests where a registry's policy says so, expired uploads, objects no row names.
+    Without --registry every registry, then what deleted registries left behind."""
+    from datetime import timedelta
+
+    settings = _settings(data_dir)
+    runtime = _prepare(settings)
+    collector = runtime.services.gc
+    wait = timedelta(seconds=grace) if grace is not None else None
+
+    async def work() -> None:
+        chosen = await collector.registries(registry)
+        with _GcProgress() as bar:
+            for registry_id, name in chosen:
+                report = await collector.collect(
+                    registry_id, grace=wait, dry_run=dry_run, trigger="cli", on_progress=bar.follow(name)
+                )
+                _print_report(report)
+            if registry is None:
+                report = await collector.sweep_deleted_registries(
+                    grace=wait, dry_run=dry_run, trigger="cli", on_progress=bar.follow("deleted registries")
+                )
+                _print_report(report)
+
+    _run(runtime, work())
+
+
 @keys_app.command("rotate-master")
 def rotate_master(
     new_key_file: Annotated[
@@ -367,6 +430,58 @@ def rotate_master(
     if done.retired:
         typer.echo(f"retired master key(s) {', '.join(done.retired)} from {keyring.path}")
     typer.echo(f"the active master key now lives in {keyring.path}; {new_key_file} is no longer needed")
+
+
+class _GcProgress:
+    """A progress bar per run on stderr (phase, done/total, the run's own estimate of time left)."""
+
+    def __enter__(self) -> _GcProgress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[phase]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def follow(self, name: str) -> Callable[[Any], None]:
+        task = self.bar.add_task(name, total=None, phase="starting", eta="")
+
+        def update(progress: Any) -> None:
+            eta = progress.eta_seconds
+            self.bar.update(
+                task,
+                total=progress.total or None,
+                completed=progress.done,
+                phase=progress.phase,
+                eta=f"~{eta:.0f} s left" if eta is not None and progress.phase != "done" else "",
+            )
+
+        return update
+
+
+def _print_report(report: Any) -> None:
+    verb = "would free" if report.dry_run else "freed"
+    mib = report.bytes_freed / (1024 * 1024)
+    name = report.registry if report.registry_id is not None else "deleted registries"
+    typer.echo(
+        f"{name}: {verb} {report.blobs_freed} blobs ({report.bytes_freed} bytes, {mib:.1f} MiB), "
+        f"{report.manifests_deleted} untagged manifests, {report.uploads_expired} expired uploads; "
+        f"{report.orphans_found} objects no row names ({report.orphans_deleted} deleted); "
+        f"{report.candidates} reviewed in {report.seconds:.1f} s"
+        + (f" ({report.blobs_per_second:.0f} blobs/s)" if report.blobs_freed else "")
+    )
 
 
 def _progress_bar() -> Any:

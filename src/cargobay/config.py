@@ -100,6 +100,13 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    # Garbage collection: a blob (or untagged manifest) is collected only once this long has passed
+    # since its last reference change; 0 is for tests (pushes racing a collection may then be refused).
+    gc_grace_seconds: int = Field(24 * 3600, ge=0, description="grace period of scheduled and API GC runs")
+    gc_sweep_keys_per_second: float = Field(
+        10_000, ge=0, description="pace of the GC sweep's listing of the blob store (0: unpaced)"
+    )
+
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:

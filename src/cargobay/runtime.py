@@ -37,6 +37,7 @@ from cargobay.services.artifacts import ArtifactService
 from cargobay.services.blobs import BlobService
 from cargobay.services.catalog import Catalog
 from cargobay.services.encryption import record_plaintext_writes
+from cargobay.services.gc import GarbageCollector
 from cargobay.services.keys import DataKeys, activate, open_master_key_file, signing_key
 from cargobay.services.manifests import ManifestService
 from cargobay.services.registry_admin import RegistryAdmin
@@ -74,6 +75,7 @@ class Services:
     vulndb: VulnerabilityDatabase
     scans: ScanService
     vulnerabilities: VulnerabilityService
+    gc: GarbageCollector
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def assemble(
     vulndb = VulnerabilityDatabase(db)
     scans = ScanService(db, store, sealer, vulndb)
     vulnerabilities = VulnerabilityService(db, vulndb)
+    uploads = UploadService(db, store, settings.upload_expiry_seconds)
     services = Services(
         registries=RegistryAdmin(db, store),
         tokens=TokenService(db),
@@ -181,13 +184,20 @@ def assemble(
         api_tokens=ApiTokenService(db, auth.management_tokens),
         tenancy=Tenancy(db),
         blobs=BlobService(db, store),
-        uploads=UploadService(db, store, settings.upload_expiry_seconds),
+        uploads=uploads,
         manifests=ManifestService(db, sealer),
         catalog=Catalog(db),
         pulls=PullRecorder(db),
         vulndb=vulndb,
         scans=scans,
         vulnerabilities=vulnerabilities,
+        gc=GarbageCollector(
+            db,
+            store,
+            uploads,
+            grace_seconds=settings.gc_grace_seconds,
+            sweep_keys_per_second=settings.gc_sweep_keys_per_second,
+        ),
     )
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 

@@ -28,6 +28,7 @@ from cargobay.logs import get_logger
 from cargobay.runtime import Runtime, build_runtime
 from cargobay.services import scan_jobs
 from cargobay.services.api_tokens import delete_expired_api_tokens
+from cargobay.services.gc import KIND as GC_KIND
 from cargobay.services.tokens import delete_expired_tokens
 from cargobay.services.vulndb import RESCAN_JOB, SYNC_JOB
 
@@ -43,6 +44,9 @@ class JobSet:
     handlers: dict[str, Handler]
     periodic: list[Periodic] = field(default_factory=list)
     weekly: list[Weekly] = field(default_factory=list)  # kinds run at each registry's GC windows
+
+
+GC_SWEEP_EVERY = 7 * 24 * 3600.0  # the sweep of namespaces whose registry was deleted: weekly
 
 
 def upload_expiry_interval(expiry_seconds: float) -> float:
@@ -70,10 +74,24 @@ def build_jobs(runtime: Runtime) -> JobSet:
     async def prune_jobs(job: ClaimedJob) -> dict[str, Any]:
         return {"deleted": await db.write(queue.prune)}
 
+    async def collect_registry(job: ClaimedJob) -> dict[str, Any]:
+        """A registry's garbage collection: a window of its weekly schedule, or a requested run."""
+        return await collector.run_job(job.id, job.payload)
+
+    async def delete_objects(job: ClaimedJob) -> dict[str, Any]:
+        """The stored objects of a deleted registry (when its delete could not finish them)."""
+        registry_id = job.payload.get("registry_id")
+        return {"deleted": await collector.drain_deletions(str(registry_id) if registry_id else None)}
+
+    async def sweep_deleted_registries(job: ClaimedJob) -> dict[str, Any]:
+        return (await collector.sweep_deleted_registries(job_id=job.id)).as_dict()
+
+    collector = runtime.services.gc
     periodic = [
         Periodic("uploads.expire", every=upload_expiry_interval(settings.upload_expiry_seconds)),
         Periodic("tokens.expire", every=60),
         Periodic("jobs.prune", every=3600),
+        Periodic("gc.sweep", every=GC_SWEEP_EVERY),
         # Safety nets: manifests never queued (stored before an upgrade, or a lost enqueue), and
         # database changes a rescan has not covered (an import whose rescan job was pruned).
         Periodic(scan_jobs.BACKLOG_JOB, every=300),
@@ -87,8 +105,12 @@ def build_jobs(runtime: Runtime) -> JobSet:
             "tokens.expire": expire_tokens,
             "jobs.prune": prune_jobs,
             **scanning_jobs(runtime),
+            GC_KIND: collect_registry,
+            "gc.deletions": delete_objects,
+            "gc.sweep": sweep_deleted_registries,
         },
         periodic=periodic,
+        weekly=[Weekly(GC_KIND)],
     )
 
 

@@ -134,3 +134,15 @@ def _descriptor(media_type: str, blob: bytes) -> dict[str, Any]:
         "digest": "sha256:" + hashlib.sha256(blob).hexdigest(),
         "size": len(blob),
     }
+
+
+def assert_error(r: httpx.Response, status: int, *fragments: str) -> None:
+    """An IONOS error body with that status, whose messages hold every fragment."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["httpStatus"] == status
+    assert body["messages"] and all(isinstance(m["errorCode"], str) for m in body["messages"])
+    text = " ".join(m["message"] for m in body["messages"])
+    for fragment in fragments:
+        assert fragment in text, text

@@ -104,6 +104,8 @@ class Registry(Base):
     gc_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
     gc_schedule_since: Mapped[datetime | None] = mapped_column(nullable=True)  # when the schedule was set
     gc_next_window_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)  # scheduler's
+    # What garbage collection does with untagged manifests nothing references: keep | delete
+    gc_untagged_manifests: Mapped[str] = mapped_column(String(16), default="keep", server_default="keep")
     vulnerability_scanning: Mapped[bool] = mapped_column(Boolean, default=True)
     allowlist: Mapped[list[Any]] = mapped_column(JSON, default=list)
     wrapped_data_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
@@ -207,7 +209,10 @@ class Blob(Base):
     """Content stored once per registry; ``object_key`` names its bytes in the blob store."""
 
     __tablename__ = "blobs"
-    __table_args__ = (UniqueConstraint("registry_id", "digest"),)
+    __table_args__ = (
+        UniqueConstraint("registry_id", "digest"),
+        Index("ix_blobs_object_key", "object_key"),  # the GC sweep asks which row names an object
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     registry_id: Mapped[str] = mapped_column(ForeignKey("registries.id", ondelete="CASCADE"))
@@ -536,3 +541,115 @@ class ScanFindingAlias(Base):
     vulnerability_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     alias: Mapped[str] = mapped_column(String(255), primary_key=True)
     registry_id: Mapped[str] = mapped_column(String(36))
+
+
+# -- garbage collection (see cargobay.services.gc) ---------------------------------------------------
+
+
+class GcBlobReview(Base):
+    """A blob whose references changed at ``changed_at`` (uploaded, linked, unlinked, a manifest naming
+    it pushed or deleted, its repository deleted): garbage collection reviews it once the grace period
+    has passed since then, and deletes it if no manifest references it (GitLab's blob review queue).
+
+    No foreign key: noting a change must never wait for, or fail on, a blob being collected at that
+    moment; a review whose blob is gone is dropped by the next collection.
+    """
+
+    __tablename__ = "gc_blob_reviews"
+
+    blob_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    registry_id: Mapped[str] = mapped_column(String(36))
+    changed_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_gc_blob_reviews_due", "registry_id", "changed_at", "blob_id"),)
+
+
+class GcManifestReview(Base):
+    """A manifest that may have lost its last tag or parent (pushed, untagged, its index, subject or
+    referrer deleted) at ``changed_at``; reviewed only where the registry deletes untagged manifests.
+    No foreign key, as for blob reviews."""
+
+    __tablename__ = "gc_manifest_reviews"
+
+    manifest_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    registry_id: Mapped[str] = mapped_column(String(36))
+    changed_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_gc_manifest_reviews_due", "registry_id", "changed_at", "manifest_id"),)
+
+
+class GcObjectDeletion(Base):
+    """Stored objects whose rows are gone, to be deleted from the blob store (an outbox).
+
+    Written in the transaction that deletes the rows (a collected blob, a deleted registry), so a crash
+    after that commit leaves the work recorded; the objects are deleted after the commit, then the row.
+    No foreign key: the rows outlive their registry.
+    """
+
+    __tablename__ = "gc_object_deletions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_id: Mapped[str] = mapped_column(String(36))
+    object_key: Mapped[str] = mapped_column(String(300))
+    staged: Mapped[bool] = mapped_column(Boolean, default=False)  # what an upload's writer left
+    writer_state: Mapped[str | None] = mapped_column(Text, default=None)  # that writer's last state
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_gc_object_deletions_registry", "registry_id", "id"),)
+
+
+class GcOrphan(Base):
+    """An object the sweep found that no row names, since ``first_seen_at``; deleted once it is still
+    unnamed after the grace period. ``last_seen_at`` lets a sweep forget objects that went away."""
+
+    __tablename__ = "gc_orphans"
+
+    object_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    staged: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(300))
+    first_seen_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_gc_orphans_namespace", "namespace", "last_seen_at"),)
+
+
+class GcRun(Base):
+    """One garbage collection of a registry (or, with no registry, the sweep of the namespaces of
+    registries that no longer exist): what asked for it, where it stands, and what it freed.
+
+    ``state`` is queued | running | succeeded | failed. While running, ``phase``, ``done`` / ``total``
+    and ``eta_seconds`` say how far it got (written about once a second, with ``heartbeat_at``).
+    """
+
+    __tablename__ = "gc_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registry_id: Mapped[str | None] = mapped_column(
+        ForeignKey("registries.id", ondelete="CASCADE"), nullable=True
+    )
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | api | cli
+    requested_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    grace_seconds: Mapped[int] = mapped_column(BigInteger)
+    untagged_manifests: Mapped[str] = mapped_column(String(16), default="keep")
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    candidates: Mapped[int] = mapped_column(BigInteger, default=0)
+    blobs_freed: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_freed: Mapped[int] = mapped_column(BigInteger, default=0)
+    manifests_deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    uploads_expired: Mapped[int] = mapped_column(BigInteger, default=0)
+    objects_deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    orphans_found: Mapped[int] = mapped_column(BigInteger, default=0)
+    orphans_deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (Index("ix_gc_runs_registry", "registry_id", "id"),)

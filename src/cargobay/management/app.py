@@ -24,6 +24,7 @@ from cargobay.management.context import PREFIX, Management
 from cargobay.management.routes import (
     artifacts,
     extensions,
+    garbage_collection,
     registries,
     repositories,
     tokens,
@@ -83,7 +84,16 @@ def build_api(m: Management, authenticator: ManagementAuthenticator) -> FastAPI:
     )
     errors.install(app)
     install_dependencies(app, m, authenticator)
-    for module in (registries, tokens, repositories, artifacts, vulnerabilities, extensions):
+    operations = (
+        registries,
+        tokens,
+        repositories,
+        artifacts,
+        vulnerabilities,
+        garbage_collection,
+        extensions,
+    )
+    for module in operations:
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
@@ -132,6 +142,7 @@ class ManagementApp:
             artifacts=services.artifacts,
             api_tokens=services.api_tokens,
             vulnerabilities=services.vulnerabilities,
+            gc=services.gc,
         )
         api = build_api(self.context, authenticator)
         auth = build_auth_app(self.context, authenticator)

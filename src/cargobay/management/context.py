@@ -10,6 +10,7 @@ from starlette.requests import Request
 from cargobay.config import Settings
 from cargobay.services.api_tokens import ApiTokenService
 from cargobay.services.artifacts import ArtifactService
+from cargobay.services.gc import GarbageCollector
 from cargobay.services.registries import public_origin
 from cargobay.services.registry_admin import RegistryAdmin
 from cargobay.services.repository_admin import RepositoryAdmin
@@ -28,6 +29,7 @@ class Management:
     artifacts: ArtifactService
     api_tokens: ApiTokenService
     vulnerabilities: VulnerabilityService
+    gc: GarbageCollector
 
     def origin(self, request: Request) -> str:
         """``scheme://host[:port]`` as clients reach the server (``CARGOBAY_PUBLIC_URL`` wins)."""

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 from fastapi import Path
 
+from cargobay.services.gc import parse_run_id
 from cargobay.services.ownership import parse_id
 
 
@@ -21,6 +22,10 @@ def registry_id(value: str) -> str:
 
 def token_id(value: str) -> str:
     return parse_id(segment(value), "tokenId")
+
+
+def run_id(value: str) -> int:
+    return parse_run_id(segment(value))
 
 
 def uuid_path(description: str) -> Any:

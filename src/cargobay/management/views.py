@@ -19,6 +19,11 @@ from cargobay.management.schemas.content import (
     VulnerabilityMetadata,
     VulnerabilityRead,
 )
+from cargobay.management.schemas.gc import (
+    GarbageCollectionProgress,
+    GarbageCollectionRun,
+    GarbageCollectionRunRead,
+)
 from cargobay.management.schemas.registries import (
     FeatureVulnerabilityScanning,
     RegistryFeatures,
@@ -29,6 +34,7 @@ from cargobay.management.schemas.registries import (
 )
 from cargobay.management.schemas.tokens import Credentials, Scope, TokenProperties, TokenResponse
 from cargobay.services.artifacts import ArtifactView
+from cargobay.services.gc_runs import RunView
 from cargobay.services.registries import hostname
 from cargobay.services.registry_admin import RegistryView
 from cargobay.services.repository_admin import RepositoryView
@@ -162,5 +168,32 @@ def vulnerability(m: Management, request: Request, view: VulnerabilityView) -> V
             references=list(view.references),
             severity=view.severity,
             score=view.score,
+        ),
+    )
+
+
+def gc_run(m: Management, request: Request, registry_id: str, view: RunView) -> GarbageCollectionRunRead:
+    return GarbageCollectionRunRead(
+        id=str(view.id),
+        href=m.href(request, "registries", registry_id, "garbageCollection", "runs", str(view.id)),
+        properties=GarbageCollectionRun(
+            state=view.state,
+            trigger=view.trigger,
+            requestedBy=view.requested_by,
+            dryRun=view.dry_run,
+            gracePeriodSeconds=view.grace_seconds,
+            untaggedManifests=view.untagged_manifests,
+            createdDate=view.created_at,
+            startedDate=view.started_at,
+            finishedDate=view.finished_at,
+            progress=GarbageCollectionProgress(
+                phase=view.phase, done=view.done, total=view.total, secondsLeft=view.eta_seconds
+            ),
+            blobsFreed=view.blobs_freed,
+            bytesFreed=view.bytes_freed,
+            manifestsDeleted=view.manifests_deleted,
+            uploadsExpired=view.uploads_expired,
+            orphanedObjectsDeleted=view.orphans_deleted,
+            error=view.error,
         ),
     )

@@ -111,7 +111,7 @@ class ManifestService:
                 return False
             if not is_digest(reference):
                 return manifests.delete_tag(session, repo.id, reference)
-            manifest = manifests.find(session, repo.id, reference)
+            manifest = manifests.find(session, repo.id, reference, lock=True)
             if manifest is None:
                 return False
             manifests.delete_manifest(session, manifest)
@@ -178,8 +178,10 @@ def _store_manifest(
     repository_id = repositories.ensure_id(tx, registry_id, repository)
     blob_ids = _check_blobs(session, repository_id, parsed)
     _check_children(session, repository_id, parsed)
+    if parsed.subject is not None:
+        manifests.lock_subject(session, repository_id, str(parsed.subject.digest))
     now = utcnow()
-    manifest = manifests.find(session, repository_id, digest)
+    manifest = manifests.find(session, repository_id, digest, lock=True)
     created = manifest is None
     if manifest is None:
         manifest = Manifest(
@@ -197,7 +199,6 @@ def _store_manifest(
             pull_count=0,
         )
         manifests.insert(session, manifest, blob_ids, (str(c.digest) for c in parsed.children))
-        add_storage(tx, registry_id, len(body))
     else:
         manifest.pushed_at = now
         manifest.push_count = manifest.push_count + 1
@@ -214,6 +215,9 @@ def _store_manifest(
         manifest.scan_status,
         parsed.subject is not None,
     )
+    if created:
+        session.flush()
+        add_storage(tx, registry_id, len(body))  # last: see registries.add_storage
     subject = str(parsed.subject.digest) if parsed.subject else None
     return PushResult(digest, subject, created, applied)
 

@@ -7,7 +7,6 @@ on unless asked otherwise at creation and can never be switched off once on; a n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,20 +15,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from cargobay.auth.principals import UserPrincipal
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Registry
+from cargobay.db.queries import gc
 from cargobay.db.queries import registries as registry_rows
 from cargobay.db.queries.registries import contract_numbers
-from cargobay.db.queries.uploads import of_registry as uploads_of_registry
 from cargobay.db.types import utcnow
 from cargobay.domain.allowlist import validate_allowlist
 from cargobay.domain.errors import Conflict, InvalidInput, NotFound, fields_under
 from cargobay.domain.names import check_registry_name, is_registry_name
 from cargobay.domain.patching import UNSET, Maybe
 from cargobay.domain.schedule import WeeklySchedule, parse_schedule
+from cargobay.jobs.queue import enqueue
 from cargobay.logs import get_logger
-from cargobay.services import registries
-from cargobay.services.blobs import object_key
+from cargobay.services import object_deletions, registries
 from cargobay.services.ownership import require_manager, visible_registry
 from cargobay.services.scan_jobs import on_scanning_enabled
 from cargobay.storage.base import BlobStore
@@ -250,39 +249,25 @@ class RegistryAdmin:
     async def delete(self, actor: UserPrincipal, registry_id: str) -> None:
         """Remove the registry with everything in it, then its stored objects.
 
-        The rows go first (tokens, repositories, manifests, tags and blob rows cascade); the objects
-        under the ``{registry_id}/`` namespace of the blob store are deleted before answering, so a
-        registry re-created with the same id right after (ionosctl does that) never loses new data.
+        In one transaction the objects its blobs and uploads name are queued for deletion (with a
+        job that deletes them), and the rows go (tokens, repositories, manifests, tags and blob rows
+        cascade). The queued objects are deleted before answering, by their exact keys (no listing),
+        so a registry re-created with the same id right after (ionosctl does that) never loses new
+        data; a crash meanwhile leaves them to the job, and objects no row named to the GC sweep.
         """
 
-        def work(session: Session) -> list[tuple[str, str | None]]:
+        def work(session: Session) -> None:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete registries")
-            writers = uploads_of_registry(session, registry_id)
-            uploads = [(object_key(registry_id, key.rsplit("/", 1)[1]), state) for key, state in writers]
+            if gc.note_registry_removal(RawTx.of(session), registry_id):
+                enqueue(session, "gc.deletions", {"registry_id": registry_id})
             registry_rows.delete(session, registry_id)
-            return uploads
 
-        uploads = await self.db.write(work)
-        await self.purge_objects(registry_id, uploads)
-
-    async def purge_objects(self, registry_id: str, uploads: Sequence[tuple[str, str | None]] = ()) -> int:
-        """Delete the registry's objects (the one request that lists keys) and its uploads' data."""
-        removed = 0
+        await self.db.write(work)
         try:
-            for key, state in uploads:
-                await self.store.discard(key, json.loads(state) if state else None)
-            batch: list[str] = []
-            async for key in self.store.list(f"{registry_id}/"):
-                batch.append(key)
-                if len(batch) == 1000:
-                    await self.store.delete_many(batch)
-                    removed, batch = removed + len(batch), []
-            await self.store.delete_many(batch)
-            removed += len(batch)
+            await object_deletions.drain(self.db, self.store, registry_id)
         except Exception:
-            log.exception("registry_objects_purge_failed", registry_id=registry_id)
-        return removed
+            log.exception("registry_objects_delete_failed", registry_id=registry_id)
 
 
 def _create(

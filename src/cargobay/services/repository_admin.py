@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from cargobay.auth.principals import UserPrincipal
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Registry, Repository
-from cargobay.db.queries import repositories
+from cargobay.db.queries import gc, repositories
 from cargobay.db.queries.registries import add_storage
 from cargobay.domain.errors import InvalidInput, NotFound
 from cargobay.domain.listing import Page, Position
@@ -110,17 +110,21 @@ class RepositoryAdmin:
     async def delete(self, actor: UserPrincipal, registry_id: str, name: str) -> None:
         """Remove the repository with its manifests and tags at once; blobs are freed later by GC.
 
-        The registry's storage usage drops by the manifests' sizes right away (blob rows stay until GC).
+        The registry's storage usage drops by the manifests' sizes right away, and by the blobs' sizes
+        when garbage collection deletes those no other repository's manifest references.
         """
 
         def work(session: Session) -> None:
             visible_registry(session, actor, registry_id)
             require_manager(actor, "delete repositories")
-            repository = repositories.find(session, registry_id, name)
+            # Locked first, before anything else: writers to it hold it for share from their start.
+            repository = repositories.find(session, registry_id, name, lock=True)
             if repository is None:
                 raise NotFound("repository", name, f"repository {name!r} not found in registry {registry_id}")
-            freed = repositories.manifest_bytes(session, repository.id)
-            repositories.delete(session, repository)  # manifests, tags and blob links go by ON DELETE CASCADE
-            add_storage(RawTx.of(session), registry_id, -freed)
+            tx = RawTx.of(session)
+            gc.note_repository_blobs(tx, repository.id)  # its blobs are reviewed after the grace period
+            freed = repositories.delete_manifests(tx, repository.id)
+            repositories.delete(session, repository)  # tags and blob links go by ON DELETE CASCADE
+            add_storage(tx, registry_id, -freed)
 
         await self.db.write(work)

@@ -20,7 +20,7 @@ from datetime import timedelta
 import anyio.to_thread
 
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.queries import blobs, uploads
+from cargobay.db.queries import blobs, repositories, uploads
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, Hasher, new_hasher
 from cargobay.domain.errors import DigestMismatch, InvalidUpload, RangeMismatch, UploadUnknown
@@ -161,15 +161,7 @@ class UploadService:
             raise UploadUnknown(upload.id)
         size = await self.store.stat(final_key)
         assert size is not None
-
-        def work(tx: RawTx) -> tuple[BlobInfo, bool]:
-            result = blobs.record(tx, upload.registry_id, upload.repository, str(digest), size, final_key)
-            uploads.forget(tx, upload.id)
-            return result
-
-        blob, created = await self.db.write_raw(work)
-        if not created:
-            await self.store.delete(final_key)
+        blob = await self._record(upload, str(digest), size)
         log.info("upload_recovered", upload_id=upload.id, digest=str(digest))
         return blob
 
@@ -193,15 +185,10 @@ class UploadService:
                     pass
         if hasher.hexdigest() != digest.hex:
             raise DigestMismatch(str(digest), f"{digest.algorithm}:{hasher.hexdigest()}")
-        size, final_key = recorded.size + counter.count, upload.final_key
-
-        def work(tx: RawTx) -> tuple[BlobInfo, bool]:
-            result = blobs.record(tx, upload.registry_id, upload.repository, str(digest), size, final_key)
-            uploads.forget(tx, upload.id)
-            return result
-
-        blob, _created = await self.db.write_raw(work)
-        await self.store.discard(final_key, recorded.storage)
+        blob = await self._link_stored(upload, str(digest))
+        if blob is None:  # collected since: the bytes are gone here and there
+            raise await _OpenWriter(self, upload, False).lost("its bytes are gone")
+        await self.store.discard(upload.final_key, recorded.storage)
         log.info("upload_recovered", upload_id=upload.id, digest=str(digest))
         return blob
 
@@ -246,31 +233,66 @@ class UploadService:
     async def _commit(self, upload: UploadInfo, writer: BlobWriter, digest: Digest) -> BlobInfo:
         """Publish (or, when the registry holds the digest already, drop) the bytes and record the
         blob. Content of another algorithm than the running digest's is published, then verified by
-        reading it: it is linked to nothing before it matches."""
+        reading it: it is linked to nothing before it matches.
+
+        The session's row names the writer's (then the published) object until the blob's row does:
+        both change in one transaction, which records nothing if the session expired meanwhile. So the
+        collector's sweep never sees a published object that a row is about to name, and a blob the
+        collector deleted between the check and the link is stored again from this upload's bytes.
+        """
         final_key = upload.final_key
         verified = digest.algorithm == "sha256"  # the caller compared the running digest
-        existing = verified and await blobs.stored(self.db, upload.registry_id, str(digest))
-        if existing:
-            size = writer.size
-            await writer.cancel()
-        else:
-            size = await writer.commit()
-            if not verified:
-                actual = await self._digest_of(final_key, digest.algorithm)
-                if actual != digest.hex:
-                    await self.store.delete(final_key)
-                    await self.db.write_raw(uploads.forget, upload.id)
-                    raise DigestMismatch(str(digest), f"{digest.algorithm}:{actual}")
+        if verified and await blobs.stored(self.db, upload.registry_id, str(digest)):
+            try:
+                linked = await self._link_stored(upload, str(digest))
+            except UploadUnknown:
+                await writer.cancel()
+                raise
+            if linked is not None:
+                await writer.cancel()
+                return linked
+        size = await writer.commit()
+        if not verified:
+            actual = await self._digest_of(final_key, digest.algorithm)
+            if actual != digest.hex:
+                await self.store.delete(final_key)
+                await self.db.write_raw(uploads.forget, upload.id)
+                raise DigestMismatch(str(digest), f"{digest.algorithm}:{actual}")
+        return await self._record(upload, str(digest), size)
 
-        def work(tx: RawTx) -> tuple[BlobInfo, bool]:
-            result = blobs.record(tx, upload.registry_id, upload.repository, str(digest), size, final_key)
-            uploads.forget(tx, upload.id)
-            return result
+    async def _record(self, upload: UploadInfo, digest: str, size: int) -> BlobInfo:
+        """Record the published object as the blob and end the session, in one transaction; an
+        upload whose session is gone (expired meanwhile) records nothing and its object goes."""
+        final_key = upload.final_key
 
-        blob, created = await self.db.write_raw(work)
-        if not existing and not created:
+        def work(tx: RawTx) -> tuple[BlobInfo, bool] | None:
+            if not uploads.forget(tx, upload.id):
+                return None
+            return blobs.record(tx, upload.registry_id, upload.repository, digest, size, final_key)
+
+        recorded = await self.db.write_raw(work)
+        if recorded is None:
+            await self.store.delete(final_key)
+            raise UploadUnknown(upload.id)
+        blob, created = recorded
+        if not created:
             await self.store.delete(final_key)  # another upload of the same digest won the race
         return blob
+
+    async def _link_stored(self, upload: UploadInfo, digest: str) -> BlobInfo | None:
+        """Link the registry's blob of ``digest`` into the repository and end the session; None when
+        garbage collection removed the blob since it was seen (then this upload's bytes are kept)."""
+
+        def work(tx: RawTx) -> BlobInfo | None:
+            found = blobs.find_stored(tx, upload.registry_id, digest)
+            if found is None:
+                return None
+            if not uploads.forget(tx, upload.id):
+                raise UploadUnknown(upload.id)
+            blobs.link(tx, repositories.ensure_id(tx, upload.registry_id, upload.repository), found.id)
+            return found
+
+        return await self.db.write_raw(work)
 
     async def _digest_of(self, key: str, algorithm: str) -> str:
         hasher = new_hasher(algorithm)

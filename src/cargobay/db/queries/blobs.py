@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.queries import repositories
+from cargobay.db.queries import gc, repositories
 from cargobay.db.queries.registries import add_storage
 from cargobay.db.types import utcnow
 
@@ -43,7 +43,9 @@ async def holders(db: Database, registry_id: str, digest: str) -> list[tuple[Blo
 
 
 def exists(tx: RawTx, blob_id: int) -> bool:
-    return tx.one("SELECT 1 FROM blobs WHERE id = ?", blob_id) is not None
+    """Whether the blob is still stored; on PostgreSQL it then stays so until this transaction ends
+    (a collection deleting it meanwhile waits, or has deleted it and this answers False)."""
+    return tx.one(f"SELECT 1 FROM blobs WHERE id = ?{gc.share_lock(tx)}", blob_id) is not None
 
 
 def id_of(tx: RawTx, registry_id: str, digest: str) -> int | None:
@@ -52,20 +54,37 @@ def id_of(tx: RawTx, registry_id: str, digest: str) -> int | None:
 
 
 def link(tx: RawTx, repository_id: int, blob_id: int) -> None:
+    """Make the blob readable in the repository: a reference change (its grace period starts again)."""
+    now = utcnow()
     tx.run(
         "INSERT INTO repository_blobs (repository_id, blob_id, created_at) VALUES (?, ?, ?) "
         "ON CONFLICT (repository_id, blob_id) DO NOTHING",
         repository_id,
         blob_id,
-        tx.timestamp(utcnow()),
+        tx.timestamp(now),
     )
+    gc.note_blobs(tx, [blob_id], now)
 
 
 def unlink(tx: RawTx, repository_id: int, blob_id: int) -> bool:
-    return (
+    removed = (
         tx.run("DELETE FROM repository_blobs WHERE repository_id = ? AND blob_id = ?", repository_id, blob_id)
         > 0
     )
+    if removed:
+        gc.note_blobs(tx, [blob_id])
+    return removed
+
+
+def find_stored(tx: RawTx, registry_id: str, digest: str) -> BlobInfo | None:
+    """The registry's blob of that digest, kept from collection until this transaction ends."""
+    row = tx.one(
+        "SELECT id, digest, size, object_key FROM blobs WHERE registry_id = ? AND digest = ?"
+        + gc.share_lock(tx),
+        registry_id,
+        digest,
+    )
+    return BlobInfo(*row) if row is not None else None
 
 
 def record(
@@ -76,28 +95,27 @@ def record(
     Returns the blob and whether this call created it (so the caller keeps or drops its object).
     """
     repository_id = repositories.ensure_id(tx, registry_id, repository)
-    row = tx.one(
-        "INSERT INTO blobs (registry_id, digest, size, object_key, created_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (registry_id, digest) DO NOTHING RETURNING id, digest, size, object_key",
-        registry_id,
-        digest,
-        size,
-        key,
-        tx.timestamp(utcnow()),
-    )
-    created = row is not None
-    if row is None:
+    for _attempt in range(3):
         row = tx.one(
-            "SELECT id, digest, size, object_key FROM blobs WHERE registry_id = ? AND digest = ?",
+            "INSERT INTO blobs (registry_id, digest, size, object_key, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (registry_id, digest) DO NOTHING RETURNING id, digest, size, object_key",
             registry_id,
             digest,
+            size,
+            key,
+            tx.timestamp(utcnow()),
         )
-        assert row is not None
-    else:
-        add_storage(tx, registry_id, size)
-    blob = BlobInfo(*row)
-    link(tx, repository_id, blob.id)
-    return blob, created
+        if row is not None:
+            blob = BlobInfo(*row)
+            link(tx, repository_id, blob.id)  # a new blob is queued for review (an unfinished push)
+            add_storage(tx, registry_id, size)  # last: see registries.add_storage
+            return blob, True
+        found = find_stored(tx, registry_id, digest)
+        if found is not None:
+            link(tx, repository_id, found.id)
+            return found, False
+        # collected between the two statements (PostgreSQL): insert again
+    raise RuntimeError(f"blob {digest} kept conflicting with rows that vanished")
 
 
 async def stored(db: Database, registry_id: str, digest: str) -> bool:

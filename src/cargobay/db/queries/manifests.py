@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from cargobay.db.engine import Database
+from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
+from cargobay.db.queries import gc
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +59,16 @@ async def in_repository(db: Database, repository_id: int, digest: str) -> Stored
     return _stored(await db.fetch_one(_IN_REPOSITORY, repository_id, digest))
 
 
-def find(session: Session, repository_id: int, digest: str) -> Manifest | None:
-    return session.scalar(
-        select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
-    )
+def find(session: Session, repository_id: int, digest: str, *, lock: bool = False) -> Manifest | None:
+    """The manifest; with ``lock`` (PostgreSQL) held until the transaction ends, so garbage
+    collection skips it, or has deleted it and this finds nothing."""
+    query = select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def linked_blob_ids(session: Session, repository_id: int, digests: Iterable[str]) -> dict[str, int]:
-    """Of ``digests``, the blobs linked into the repository: digest -> blob id."""
+    """Of ``digests``, the blobs linked into the repository: digest -> blob id. The blobs are locked
+    for share (PostgreSQL) until the transaction ends: a collection skips them, or deleted them first."""
     wanted = set(digests)
     if not wanted:
         return {}
@@ -73,20 +76,21 @@ def linked_blob_ids(session: Session, repository_id: int, digests: Iterable[str]
         select(Blob.digest, Blob.id)
         .join(RepositoryBlob, RepositoryBlob.blob_id == Blob.id)
         .where(RepositoryBlob.repository_id == repository_id, Blob.digest.in_(wanted))
+        .with_for_update(read=True, of=Blob)
     )
     return {r[0]: r[1] for r in rows}
 
 
 def present_digests(session: Session, repository_id: int, digests: Iterable[str]) -> set[str]:
-    """Of ``digests``, the manifests the repository holds."""
+    """Of ``digests``, the manifests the repository holds (locked for share, as above)."""
     wanted = set(digests)
     if not wanted:
         return set()
     return set(
         session.scalars(
-            select(Manifest.digest).where(
-                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted)
-            )
+            select(Manifest.digest)
+            .where(Manifest.repository_id == repository_id, Manifest.digest.in_(wanted))
+            .with_for_update(read=True)
         )
     )
 
@@ -94,21 +98,42 @@ def present_digests(session: Session, repository_id: int, digests: Iterable[str]
 def insert(
     session: Session, manifest: Manifest, blob_ids: Iterable[int], children: Iterable[str]
 ) -> Manifest:
-    """Store a new manifest with its references to blobs and child manifests."""
+    """Store a new manifest with its references to blobs and child manifests.
+
+    The manifest is queued for review (it may stay untagged), and reviews already queued for its
+    blobs start their grace period again.
+    """
     session.add(manifest)
     session.flush()
-    for blob_id in sorted(set(blob_ids)):
+    blobs = sorted(set(blob_ids))
+    for blob_id in blobs:
         session.add(ManifestBlob(manifest_id=manifest.id, blob_id=blob_id))
     for child in sorted(set(children)):
         session.add(ManifestChild(manifest_id=manifest.id, child_digest=child))
+    tx = RawTx.of(session)
+    gc.note_manifests(tx, [manifest.id])
+    gc.postpone_blob_reviews(tx, blobs)
     return manifest
 
 
+def lock_subject(session: Session, repository_id: int, digest: str) -> None:
+    """A referrer is being pushed: keep its subject from collection until the transaction ends."""
+    tx = RawTx.of(session)
+    tx.one(
+        f"SELECT id FROM manifests WHERE repository_id = ? AND digest = ?{gc.share_lock(tx)}",
+        repository_id,
+        digest,
+    )
+
+
 def set_tag(session: Session, repository_id: int, tag: str, manifest_id: int, now: datetime) -> None:
-    existing = session.get(Tag, (repository_id, tag))
+    """Point the tag at the manifest; a manifest the tag leaves is queued for review."""
+    existing = session.get(Tag, (repository_id, tag), with_for_update=True)
     if existing is None:
         session.add(Tag(repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now))
     else:
+        if existing.manifest_id != manifest_id:
+            gc.note_manifests(RawTx.of(session), [existing.manifest_id], now)
         existing.manifest_id = manifest_id
         existing.updated_at = now
 
@@ -122,12 +147,23 @@ def count_push(session: Session, repository_id: int, now: datetime) -> None:
 
 
 def delete_tag(session: Session, repository_id: int, tag: str) -> bool:
+    """Remove the tag; the manifest it pointed at is queued for review."""
+    tagged = session.scalar(
+        select(Tag.manifest_id).where(Tag.repository_id == repository_id, Tag.name == tag)
+    )
+    if tagged is None:
+        return False
     result = session.execute(delete(Tag).where(Tag.repository_id == repository_id, Tag.name == tag))
+    gc.note_manifests(RawTx.of(session), [tagged])
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def delete_manifest(session: Session, manifest: Manifest) -> None:
-    """The manifest with its tags and references (bytes of blobs are garbage collection's)."""
+    """The manifest with its tags and references (bytes of blobs are garbage collection's): its
+    blobs, children, subject and referrers are queued for review."""
+    gc.note_manifest_removal(
+        RawTx.of(session), manifest.id, manifest.repository_id, manifest.digest, manifest.subject_digest
+    )
     session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
     session.execute(delete(ManifestBlob).where(ManifestBlob.manifest_id == manifest.id))
     session.execute(delete(ManifestChild).where(ManifestChild.manifest_id == manifest.id))

@@ -81,7 +81,12 @@ def contract_numbers(session: Session) -> list[int]:
 
 
 def add_storage(tx: RawTx, registry_id: str, delta: int) -> None:
-    """Count ``delta`` bytes more (or fewer) against the registry's storage usage."""
+    """Count ``delta`` bytes more (or fewer) against the registry's storage usage.
+
+    Every writer of a registry's content updates this one row: make it the last statement of the
+    transaction, so that no transaction holds it while waiting for another lock (PostgreSQL would
+    see the cycle as a deadlock).
+    """
     if delta:
         tx.run(
             "UPDATE registries SET storage_bytes = storage_bytes + ?, storage_updated_at = ? WHERE id = ?",

@@ -16,14 +16,17 @@ from cargobay.db.types import utcnow
 from cargobay.domain.listing import Position
 
 
-def find(session: Session, registry_id: str, name: str) -> Repository | None:
-    return session.scalar(
-        select(Repository).where(Repository.registry_id == registry_id, Repository.name == name)
-    )
+def find(session: Session, registry_id: str, name: str, *, lock: bool = False) -> Repository | None:
+    """The repository; with ``lock``, held FOR UPDATE (PostgreSQL) until the transaction ends."""
+    query = select(Repository).where(Repository.registry_id == registry_id, Repository.name == name)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def find_id(tx: RawTx, registry_id: str, name: str) -> int | None:
-    row = tx.one("SELECT id FROM repositories WHERE registry_id = ? AND name = ?", registry_id, name)
+    """The repository's id; on PostgreSQL its row is then kept (FOR KEY SHARE) until the transaction
+    ends, so a repository delete waits for a writer that got there first, before either holds more."""
+    lock = "" if tx.is_sqlite else " FOR KEY SHARE"
+    row = tx.one(f"SELECT id FROM repositories WHERE registry_id = ? AND name = ?{lock}", registry_id, name)
     return int(row[0]) if row is not None else None
 
 
@@ -131,12 +134,12 @@ def artifact_counts(session: Session, repository_ids: list[int]) -> dict[int, in
     return {int(repository_id): int(count) for repository_id, count in rows}
 
 
-def manifest_bytes(session: Session, repository_id: int) -> int:
-    """The summed sizes of a repository's manifests."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Manifest.size), 0)).where(Manifest.repository_id == repository_id)
-    )
-    return int(total or 0)
+def delete_manifests(tx: RawTx, repository_id: int) -> int:
+    """Delete the repository's manifests; returns the summed sizes of those this transaction deleted.
+    A manifest that a concurrent delete or collection removed first is not counted again (summed
+    before deleting, on PostgreSQL it would be: the storage usage would drop twice)."""
+    rows = tx.all("DELETE FROM manifests WHERE repository_id = ? RETURNING size", repository_id)
+    return sum(int(r[0]) for r in rows)
 
 
 def delete(session: Session, repository: Repository) -> None:

@@ -88,8 +88,9 @@ async def storage_state(db: Database, upload_id: str) -> str | None:
     return str(row[0]) if row is not None and row[0] else None
 
 
-def forget(tx: RawTx, upload_id: str) -> None:
-    tx.run("DELETE FROM uploads WHERE id = ?", upload_id)
+def forget(tx: RawTx, upload_id: str) -> bool:
+    """Drop the session's row; False when it was gone already (expired or cancelled meanwhile)."""
+    return tx.run("DELETE FROM uploads WHERE id = ?", upload_id) > 0
 
 
 async def idle_since(
@@ -107,11 +108,3 @@ async def idle_since(
 
 def count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Upload)) or 0)
-
-
-def of_registry(session: Session, registry_id: str) -> list[tuple[str, str | None]]:
-    """(object key, storage state) of a registry's sessions."""
-    rows = session.execute(
-        select(Upload.object_key, Upload.storage_state).where(Upload.registry_id == registry_id)
-    )
-    return [(r[0], r[1]) for r in rows]
