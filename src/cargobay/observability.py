@@ -130,13 +130,30 @@ class Measured:
 
     def finish(self, request: RequestFacts) -> float:
         seconds = time.perf_counter() - self.started
-        REQUESTS.labels(request.route, self.method, str(self.status)).inc()
-        DURATION.labels(request.route, self.method).observe(seconds)
+        route = request.route
+        key = (route, self.method, self.status)
+        series = _SERIES.get(key)
+        if series is None:
+            if len(_SERIES) > 10_000:  # routes are templates, so this stays small; a guard all the same
+                _SERIES.clear()
+            series = _SERIES[key] = (
+                REQUESTS.labels(route, self.method, str(self.status)),
+                DURATION.labels(route, self.method),
+                RECEIVED.labels(route),
+                SENT.labels(route),
+            )
+        requests, duration, received, sent = series
+        requests.inc()
+        duration.observe(seconds)
         if self.received:
-            RECEIVED.labels(request.route).inc(self.received)
+            received.inc(self.received)
         if self.sent:
-            SENT.labels(request.route).inc(self.sent)
+            sent.inc(self.sent)
         return seconds
+
+
+# The labelled series of each (route, method, status) seen, so a request does not look them up.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
 
 
 # -- /metrics --------------------------------------------------------------------------------
