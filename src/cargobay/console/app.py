@@ -28,7 +28,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cargobay import observability, outages
 from cargobay.console.context import SECURITY_HEADERS, Console, console_of, console_url, redirect
 from cargobay.console.forms import FormTooLarge, NotAForm, status_of
-from cargobay.console.pages import registries, repositories, signin, tokens, vulnerabilities
+from cargobay.console.pages import (
+    garbage_collection,
+    registries,
+    repositories,
+    signin,
+    tokens,
+    vulnerabilities,
+)
 from cargobay.console.sessions import BadFormToken, Sessions, SignInRequired
 from cargobay.domain.errors import DomainError
 from cargobay.logs import get_logger
@@ -42,6 +49,7 @@ STATIC = Path(__file__).parent / "static"
 def _routes() -> list[BaseRoute]:
     registry = "/registries/{rid}"
     repository = registry + "/repositories/{name:path}"
+    gc = registry + "/garbage-collection"
     return [
         Route("/", signin.sign_in_page, methods=["GET"]),
         Route("/sign-in", signin.sign_in, methods=["POST"]),
@@ -65,6 +73,9 @@ def _routes() -> list[BaseRoute]:
         Route(registry + "/tokens/{tid}/delete", tokens.delete_token, methods=["POST"]),
         Route(registry + "/vulnerabilities", vulnerabilities.vulnerability_search, methods=["GET"]),
         Route(registry + "/vulnerabilities/{vid}", vulnerabilities.vulnerability_search, methods=["GET"]),
+        Route(gc, garbage_collection.runs_list, methods=["GET"]),
+        Route(gc, garbage_collection.run_now, methods=["POST"]),
+        Route(gc + "/{run}", garbage_collection.run_page, methods=["GET"]),
         Route(repository + "/-/artifacts/{digest}", vulnerabilities.artifact_page, methods=["GET"]),
         Route(repository + "/-/delete", repositories.delete_repository, methods=["POST"]),
         Route(repository, repositories.repository_page, methods=["GET"]),
@@ -87,6 +98,20 @@ def _size(value: int) -> str:
     return f"{value} bytes"  # pragma: no cover
 
 
+def _duration(seconds: float | None) -> str:
+    """``42 s``, ``3 min 5 s``, ``24 h``: a time left, a grace period, how long a run took."""
+    if seconds is None:
+        return "—"
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, rest = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def templates() -> Jinja2Templates:
     env = Environment(
         loader=PackageLoader("cargobay.console", "templates"),
@@ -96,6 +121,7 @@ def templates() -> Jinja2Templates:
     )
     env.filters["when"] = _when
     env.filters["size"] = _size
+    env.filters["duration"] = _duration
     env.filters["short"] = lambda digest: digest.split(":", 1)[-1][:12]
     env.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
     env.globals["url"] = console_url
