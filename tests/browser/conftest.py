@@ -52,7 +52,8 @@ def crane_push(clients: ClientEnv, server: Server, reference: str, rng: random.R
 @pytest.fixture(scope="package")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     base = tmp_path_factory.mktemp("console")
-    with Server(data_dir=base / "data") as server:
+    # No grace period: a run started in the console frees what a test has just deleted (test_gc_runs).
+    with Server(data_dir=base / "data", extra_env={"CARGOBAY_GC_GRACE_SECONDS": "0"}) as server:
         owner = Login(server.admin_user, server.admin_password, server.owner_contract() or 0)
         reader = add_user(server, owner.contract, role="user", manage_registry=False)
         with api(server, owner) as client:
