@@ -155,7 +155,8 @@ class Token(Base):
     __tablename__ = "tokens"
     __table_args__ = (
         UniqueConstraint("registry_id", "name"),
-        Index("ix_tokens_name", "name"),
+        # path-style logins: a token by name and password lookup, or the oldest of a name without one
+        Index("ix_tokens_name_lookup", "name", "password_lookup", "created_at"),
         # the management list: unexpired tokens of a registry in name order, counted and paged in the index
         Index("ix_tokens_listing", "registry_id", "name", "expiry_date"),
     )
