@@ -18,13 +18,11 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import insert, select, text
 
 from cargobay.db.engine import Database
 from cargobay.db.models import Manifest, Repository, ScanFinding, ScanFindingAlias
@@ -33,6 +31,7 @@ from cargobay.db.queries.keyset import Keys
 from cargobay.domain.listing import REGISTRY_ARTIFACT_ORDERS, Position
 from cargobay.domain.listing import REPOSITORY_ARTIFACT_ORDERS as REPOSITORY_ARTIFACT_ORDER_KEYS
 from cargobay.services import registries
+from tests.support import plans
 
 ROWS = 240
 PAGE = 25
@@ -240,49 +239,19 @@ def test_offset_and_seek_pages_agree_with_nulls_last_in_both_directions(
         assert page(middle, None).rows == by_offset[middle : middle + PAGE], label
 
 
-@contextmanager
-def _statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def capture(conn: Connection, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
-
-
-def _plan(db: Database, statement: str, parameters: Any) -> str:
-    raw = db.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if db.is_sqlite:
-            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-            return "\n".join(str(row[-1]) for row in cursor.fetchall())
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute("SET enable_sort = off")
-        cursor.execute("EXPLAIN " + statement, parameters)
-
-        return "\n".join(str(row[0]) for row in cursor.fetchall())
-    finally:
-        raw.close()
-
-
 def test_every_ordered_page_reads_an_index_without_sorting(db: Database, seeded: dict[str, Any]) -> None:
     checked = 0
     for label, page in _pagers(db, seeded):
         if "artifactCount" in label:
             continue  # the one order without an index (the count is not stored)
         first = page(0, None)
-        with _statements(db) as statements:
+        with plans.statements(db) as statements:
             page(ROWS - PAGE, None)  # a deep page by offset, into the NULL range where there is one
             page(0, first.next)  # a seek
         for statement, parameters in statements:
             if " LIMIT " not in statement:
                 continue  # the page's rows and tags, by id: bounded by the page size
-            plan = _plan(db, statement, parameters)
+            plan = plans.plan(db, statement, parameters)
             checked += 1
             if db.is_sqlite:
                 assert "TEMP B-TREE" not in plan, f"{label}\n{statement}\n{plan}"
@@ -373,11 +342,11 @@ def test_a_search_by_vulnerability_id_starts_from_the_findings_index(
     their keys read by primary key: no walk over the registry's artifacts testing each one."""
     _affect(db, seeded["registry_id"], every=40)
     for order in ARTIFACT_ORDERS:
-        with _statements(db) as statements:
+        with plans.statements(db) as statements:
             _search(db, seeded["registry_id"], "CVE-2024-0001", order, True)(0, None)
-        plans = {s: _plan(db, s, p) for s, p in statements if s.lstrip().startswith("SELECT")}
-        search = [plan for statement, plan in plans.items() if "scan_finding_aliases" in statement]
-        keys = [plan for statement, plan in plans.items() if statement.startswith("SELECT manifests.")]
+        found = {s: plans.plan(db, s, p) for s, p in statements if s.lstrip().startswith("SELECT")}
+        search = [plan for statement, plan in found.items() if "scan_finding_aliases" in statement]
+        keys = [plan for statement, plan in found.items() if statement.startswith("SELECT manifests.")]
         assert len(search) == 1 and keys, order
         assert "ix_scan_findings_search" in search[0] and "ix_scan_finding_aliases_search" in search[0]
         for plan in keys:

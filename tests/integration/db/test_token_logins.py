@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from cargobay.db.engine import Database
 from cargobay.db.models import Registry, Token
 from cargobay.db.queries import tokens
 from cargobay.db.types import utcnow
+from tests.support import plans
 
 
 def _seed(db: Database, registry_id: str, contract_number: int, count: int) -> None:
@@ -56,34 +57,11 @@ def _seed(db: Database, registry_id: str, contract_number: int, count: int) -> N
     db.write_sync(work)
 
 
-def _plans(db: Database, run: Any) -> list[str]:
-    seen: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
+def _plans_of(db: Database, run: Any) -> list[str]:
+    with plans.statements(db) as seen:
         db.read_sync(run)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
-    plans = []
-    raw = db.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for statement, parameters in seen:
-            if not statement.lstrip().upper().startswith("SELECT"):
-                continue
-            if db.is_sqlite:
-                cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-                plans.append("\n".join(str(row[-1]) for row in cursor.fetchall()))
-            else:
-                cursor.execute("SET enable_seqscan = off")
-                cursor.execute("EXPLAIN " + statement, parameters)
-                plans.append("\n".join(str(row[0]) for row in cursor.fetchall()))
-    finally:
-        raw.close()
-    return plans
+    selects = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]
+    return [plans.plan(db, s, p, sorts=True) for s, p in selects]
 
 
 def test_a_login_by_name_reads_one_range_of_the_name_lookup_index(
@@ -97,7 +75,7 @@ def test_a_login_by_name_reads_one_range_of_the_name_lookup_index(
     legacy = db.read_sync(lambda s: [t.id for t in tokens.legacy_named(s, "ci")])
     assert legacy == [f"10000000-0000-0000-0000-{i:012d}" for i in range(3)]  # oldest first
 
-    for plan in _plans(db, lambda s: tokens.by_lookup(s, "ci", "f" * 64)) + _plans(
+    for plan in _plans_of(db, lambda s: tokens.by_lookup(s, "ci", "f" * 64)) + _plans_of(
         db, lambda s: tokens.legacy_named(s, "ci")
     ):
         if db.is_sqlite:
