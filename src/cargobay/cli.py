@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from cargobay.config import Settings
 
@@ -39,7 +40,16 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     for key, value in overrides.items():
         if value is not None:
             os.environ[f"CARGOBAY_{key.upper()}"] = str(value)
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        _fail("; ".join(_setting_problem(problem) for problem in error.errors()))
+
+
+def _setting_problem(problem: Any) -> str:
+    """One refused setting as the operator wrote it: the environment variable and why."""
+    name = "CARGOBAY_" + "_".join(str(part) for part in problem["loc"]).upper()
+    return f"{name}: {str(problem['msg']).removeprefix('Value error, ')}"
 
 
 def _prepare(settings: Settings, create: bool = False) -> Runtime:
@@ -101,6 +111,22 @@ def serve(
     from cargobay import serving
 
     metrics = serving.metrics_directory()  # before anything imports prometheus_client
+    try:
+        _serve(data_dir, listen, workers, tls_cert, tls_key, jobs)
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+def _serve(
+    data_dir: Path | None,
+    listen: str | None,
+    workers: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    jobs: bool | None,
+) -> None:
+    from cargobay import serving
+
     settings = _settings(
         data_dir,
         listen=listen,
@@ -116,10 +142,7 @@ def serve(
         f"cargobay listening on {scheme}://{settings.listen} with {settings.worker_count} worker process(es)",
         err=True,
     )
-    try:
-        serving.run(settings)
-    finally:
-        shutil.rmtree(metrics, ignore_errors=True)
+    serving.run(settings)
 
 
 @app.command()

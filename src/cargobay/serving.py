@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -130,9 +132,38 @@ def run(settings: Settings) -> None:
     )
 
 
+_METRICS_PREFIX = "cargobay-metrics-"
+
+
 def metrics_directory() -> str:
     """A fresh directory for the multiprocess metrics of this server run, set in the environment
-    before anything imports ``prometheus_client`` (worker processes inherit it)."""
-    directory = tempfile.mkdtemp(prefix="cargobay-metrics-")
+    before anything imports ``prometheus_client`` (worker processes inherit it).
+
+    Its name carries the server's process id; directories left by servers that were killed
+    (SIGKILL, OOM) are removed here, so a host restarting servers does not collect them."""
+    prune_stale_metrics_directories()
+    directory = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # observability.MULTIPROCESS_ENV
     return directory
+
+
+def prune_stale_metrics_directories(root: Path | None = None) -> int:
+    """Remove the metrics directories whose server process is gone; return how many."""
+    removed = 0
+    for entry in (root or Path(tempfile.gettempdir())).glob(f"{_METRICS_PREFIX}*"):
+        pid_text, dash, _ = entry.name.removeprefix(_METRICS_PREFIX).partition("-")
+        if not (dash and pid_text.isdigit()) or _process_alive(int(pid_text)):
+            continue  # another naming (an older release's: left alone) or a live server's
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,3 +38,37 @@ def test_serve_runs_jobs_in_process_unless_told_not_to(
     result = CliRunner().invoke(cli.app, ["serve", *args])
     assert result.exit_code == 0, result.output
     assert [s.in_process_jobs for s in served] == [expected]
+
+
+def test_serve_removes_its_metrics_directory_when_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # undone after the test
+    monkeypatch.setattr(serving.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("CARGOBAY_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli.app, ["serve", "--listen", "nowhere"])
+    assert result.exit_code != 0
+    assert "CARGOBAY_LISTEN: listen must be HOST:PORT" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.glob("cargobay-metrics-*")) == []
+
+
+def test_leftover_metrics_directories_of_dead_servers_are_pruned(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(gone.stdout)
+    dead = tmp_path / f"cargobay-metrics-{dead_pid}-abc123"
+    live = tmp_path / f"cargobay-metrics-{os.getpid()}-def456"
+    older_release = tmp_path / "cargobay-metrics-jn9_hbh_"
+    unrelated = tmp_path / "something-else"
+    for directory in (dead, live, older_release, unrelated):
+        directory.mkdir()
+        (directory / "counter_1.db").write_bytes(b"x")
+    assert serving.prune_stale_metrics_directories(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, older_release, unrelated)
+    )
