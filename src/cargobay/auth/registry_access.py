@@ -130,7 +130,9 @@ class RegistryAccess:
         that does not exist is answered exactly like bad credentials.
         """
         registry = (
-            await registries.info_by_name(self.db, registry_name) if registry_name is not None else None
+            await registries.INFO_MEMORY.by_name(self.db, registry_name)
+            if registry_name is not None
+            else None
         )
         if registry_name is not None and registry is None:
             raise AccessRefused(Refusal.UNAUTHENTICATED)

@@ -235,6 +235,8 @@ class RegistryAdmin:
             return await self.db.write(work)
         except IntegrityError:  # a concurrent create won the name or the id
             raise _name_taken(spec.name) from None
+        finally:
+            registry_rows.INFO_MEMORY.forget()
 
     async def patch(self, actor: UserPrincipal, registry_id: str, changes: RegistryChanges) -> RegistryView:
         def work(session: Session) -> RegistryView:
@@ -244,7 +246,10 @@ class RegistryAdmin:
             session.flush()
             return view_of(registry)
 
-        return await self.db.write(work)
+        try:
+            return await self.db.write(work)
+        finally:
+            registry_rows.INFO_MEMORY.forget()
 
     async def delete(self, actor: UserPrincipal, registry_id: str) -> None:
         """Remove the registry with everything in it, then its stored objects.
@@ -263,7 +268,10 @@ class RegistryAdmin:
                 enqueue(session, "gc.deletions", {"registry_id": registry_id})
             registry_rows.delete(session, registry_id)
 
-        await self.db.write(work)
+        try:
+            await self.db.write(work)
+        finally:
+            registry_rows.INFO_MEMORY.forget()
         try:
             await object_deletions.drain(self.db, self.store, registry_id)
         except Exception:

@@ -80,3 +80,60 @@ def test_concurrent_creation_of_one_name_leaves_one_registry(db: Database, contr
         t.join()
     assert sorted(outcomes) == ["created"] + ["taken"] * 5
     assert db.read_sync(lambda s: s.scalar(select(func.count()).select_from(Registry))) == 1
+
+
+def _set_allowlist(session: Session, registry_id: str, networks: list[str]) -> None:
+    registry = session.get(Registry, registry_id)
+    assert registry is not None
+    registry.allowlist = networks
+
+
+async def test_a_process_remembers_a_registry_for_at_most_a_second(
+    db: Database, contract_number: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cargobay.db.queries import registries as rows
+
+    clock = [1000.0]
+    monkeypatch.setattr(rows.time, "monotonic", lambda: clock[0])
+    memory = rows.InfoMemory()
+    registry_id = db.write_sync(_create, contract_number, "alpha")
+    assert (await memory.by_name(db, "alpha")).allowlist == ("10.0.0.0/8",)  # type: ignore[union-attr]
+    # Changed through another process: this one answers from memory until the bound passes.
+    db.write_sync(_set_allowlist, registry_id, ["192.0.2.0/24"])
+    clock[0] += rows.INFO_SECONDS - 0.01
+    assert (await memory.by_name(db, "alpha")).allowlist == ("10.0.0.0/8",)  # type: ignore[union-attr]
+    clock[0] += 0.02
+    assert (await memory.by_name(db, "alpha")).allowlist == ("192.0.2.0/24",)  # type: ignore[union-attr]
+    # Changed through this process: seen at once.
+    db.write_sync(_set_allowlist, registry_id, [])
+    memory.forget()
+    assert (await memory.by_name(db, "alpha")).allowlist == ()  # type: ignore[union-attr]
+    # Unknown names are read each time (a registry created elsewhere is found at once).
+    assert await memory.by_name(db, "beta") is None
+    beta = db.write_sync(_create, contract_number, "beta")
+    assert (await memory.by_name(db, "beta")).id == beta  # type: ignore[union-attr]
+    # Deleted through this process: gone at once.
+    db.write_sync(rows.delete, registry_id)
+    memory.forget()
+    assert await memory.by_name(db, "alpha") is None
+
+
+async def test_a_read_that_raced_a_change_is_not_remembered(
+    db: Database, contract_number: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cargobay.db.queries import registries as rows
+
+    registry_id = db.write_sync(_create, contract_number, "alpha")
+    memory = rows.InfoMemory()
+    read = rows.info_by_name
+
+    async def read_then_change(database: Database, name: str) -> RegistryInfo | None:
+        info = await read(database, name)  # the old allowlist, read before the change commits
+        database.write_sync(_set_allowlist, registry_id, ["192.0.2.0/24"])
+        memory.forget()
+        return info
+
+    monkeypatch.setattr(rows, "info_by_name", read_then_change)
+    assert (await memory.by_name(db, "alpha")).allowlist == ("10.0.0.0/8",)  # type: ignore[union-attr]
+    monkeypatch.setattr(rows, "info_by_name", read)
+    assert (await memory.by_name(db, "alpha")).allowlist == ("192.0.2.0/24",)  # type: ignore[union-attr]

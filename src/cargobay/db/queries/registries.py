@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +21,51 @@ _INFO = "SELECT id, name, contract_number, allowlist FROM registries"
 
 
 async def info_by_name(db: Database, name: str) -> RegistryInfo | None:
-    """One indexed read on the hot path."""
+    """One indexed read (``INFO_MEMORY.by_name`` remembers it on the hot path)."""
     return _info(await db.fetch_one(f"{_INFO} WHERE name = ?", name))
+
+
+INFO_SECONDS = 1.0  # how long a process remembers a registry's id, contract and allowlist by name
+_REMEMBERED_INFOS = 10_000
+
+
+class InfoMemory:
+    """Each process's memory of ``info_by_name``: at most ``INFO_SECONDS`` old.
+
+    Every registry request needs its registry's id and allowlist, which change only when the
+    registry is replaced, patched or deleted. A change made through this process is seen at once
+    (``forget`` after the commit; a read that raced it is dropped by the generation it started
+    in); one made through another process within ``INFO_SECONDS``, the bound the README states
+    for every per-process memory. Unknown names are not remembered (a registry created elsewhere
+    is found on the next request, and names nobody has cannot fill the memory).
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, int, RegistryInfo]] = {}
+        self._generation = 0
+
+    async def by_name(self, db: Database, name: str) -> RegistryInfo | None:
+        now = time.monotonic()
+        known = self._known.get(name)
+        if known is not None and known[0] > now and known[1] == self._generation:
+            return known[2]
+        generation = self._generation
+        info = await info_by_name(db, name)
+        if info is None:
+            self._known.pop(name, None)
+        elif generation == self._generation:
+            if len(self._known) >= _REMEMBERED_INFOS:
+                self._known.clear()
+            self._known[name] = (now + INFO_SECONDS, generation, info)
+        return info
+
+    def forget(self) -> None:
+        """After a commit that replaced, patched or deleted a registry in this process."""
+        self._generation += 1
+        self._known.clear()
+
+
+INFO_MEMORY = InfoMemory()
 
 
 async def info_by_id(db: Database, registry_id: str) -> RegistryInfo | None:
