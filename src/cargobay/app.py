@@ -152,7 +152,7 @@ class CargobayApp:
         self._fallback = _misc_app(runtime)
         from cargobay.worker import in_process_jobs
 
-        async with registry.running(), in_process_jobs(runtime):
+        async with registry.running(), in_process_jobs(runtime), observability.request_metrics_flushed():
             yield
         await runtime.close()
 

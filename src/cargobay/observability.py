@@ -11,11 +11,13 @@ them when the response is done. No header, body or query string is ever logged.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import contextlib
 import contextvars
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,30 +132,79 @@ class Measured:
 
     def finish(self, request: RequestFacts) -> float:
         seconds = time.perf_counter() - self.started
-        route = request.route
-        key = (route, self.method, self.status)
-        series = _SERIES.get(key)
-        if series is None:
-            if len(_SERIES) > 10_000:  # routes are templates, so this stays small; a guard all the same
-                _SERIES.clear()
-            series = _SERIES[key] = (
-                REQUESTS.labels(route, self.method, str(self.status)),
-                DURATION.labels(route, self.method),
-                RECEIVED.labels(route),
-                SENT.labels(route),
-            )
-        requests, duration, received, sent = series
-        requests.inc()
-        duration.observe(seconds)
-        if self.received:
-            received.inc(self.received)
-        if self.sent:
-            sent.inc(self.sent)
+        key = (request.route, self.method, self.status)
+        tally = _TALLIES.get(key)
+        if tally is None:
+            tally = _TALLIES[key] = _Tally()
+        tally.add(seconds, self.received, self.sent)
         return seconds
 
 
-# The labelled series of each (route, method, status) seen, so a request does not look them up.
-_SERIES: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+FLUSH_SECONDS = 1.0  # request metrics reach /metrics at most this late (the scraped process's at once)
+_BOUNDS = DURATION._upper_bounds  # the histogram's buckets, +Inf last
+
+
+class _Tally:
+    """The requests of one (route, method, status) since the last flush, in plain numbers: a request
+    costs a few additions instead of four writes into the multiprocess files (~6% of a manifest GET)."""
+
+    __slots__ = ("buckets", "count", "received", "seconds", "sent")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * len(_BOUNDS)
+        self.received = 0
+        self.sent = 0
+
+    def add(self, seconds: float, received: int, sent: int) -> None:
+        self.count += 1
+        self.seconds += seconds
+        self.buckets[bisect.bisect_left(_BOUNDS, seconds)] += 1
+        self.received += received
+        self.sent += sent
+
+
+_TALLIES: dict[tuple[str, str, int], _Tally] = {}
+
+
+def flush_request_metrics() -> None:
+    """Write what requests tallied into the metrics (the multiprocess files under ``--workers``)."""
+    if not _TALLIES:
+        return
+    tallies = list(_TALLIES.items())
+    _TALLIES.clear()
+    for (route, method, status), tally in tallies:
+        REQUESTS.labels(route, method, str(status)).inc(tally.count)
+        duration = DURATION.labels(route, method)
+        # Histogram.observe per request, added up: the sum once, each bucket's count once.
+        duration._sum.inc(tally.seconds)
+        for bucket, count in zip(duration._buckets, tally.buckets, strict=True):
+            if count:
+                bucket.inc(count)
+        if tally.received:
+            RECEIVED.labels(route).inc(tally.received)
+        if tally.sent:
+            SENT.labels(route).inc(tally.sent)
+
+
+@contextlib.asynccontextmanager
+async def request_metrics_flushed() -> AsyncIterator[None]:
+    """Flush the request metrics every ``FLUSH_SECONDS`` while serving, and once at the end."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            flush_request_metrics()
+
+    task = asyncio.get_running_loop().create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        flush_request_metrics()
 
 
 # -- /metrics --------------------------------------------------------------------------------
@@ -178,6 +229,7 @@ class QueryCollector(Collector):
 
 def exposition(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     """The metrics of every process of this server (or of this one, without multiprocess mode)."""
+    flush_request_metrics()
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROCESS_ENV):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

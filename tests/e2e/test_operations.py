@@ -73,6 +73,14 @@ def test_metrics_add_up_the_traffic_of_every_worker_process(two_workers: Server)
     for auth in (server.auth, server.auth, (server.admin_user, "wrong")):
         httpx.get(f"{server.url}/auth/token", params={"scope": "repository:metrics/team/app:pull"}, auth=auth)
     wait_for(lambda: _sample(_metrics(server), "cargobay_job_runs_total", kind="uploads.expire") > 0, 30)
+    # Each process writes its request counts at most a second after the request (FLUSH_SECONDS).
+    wait_for(
+        lambda: (
+            _sample(_metrics(server), "cargobay_http_requests_total", route=MANIFEST_ROUTE, status="200")
+            >= _sample(before, "cargobay_http_requests_total", route=MANIFEST_ROUTE, status="200") + 9
+        ),
+        10,
+    )
     after = _metrics(server)
 
     def grew(name: str, **labels: str) -> float:
