@@ -11,13 +11,12 @@ them when the response is done. No header, body or query string is ever logged.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextlib
 import contextvars
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from cargobay.periodic import periodically
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -188,23 +189,13 @@ def flush_request_metrics() -> None:
             SENT.labels(route).inc(tally.sent)
 
 
-@contextlib.asynccontextmanager
-async def request_metrics_flushed() -> AsyncIterator[None]:
+def request_metrics_flushed() -> contextlib.AbstractAsyncContextManager[None]:
     """Flush the request metrics every ``FLUSH_SECONDS`` while serving, and once at the end."""
 
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            flush_request_metrics()
-
-    task = asyncio.get_running_loop().create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async def flush() -> None:
         flush_request_metrics()
+
+    return periodically(FLUSH_SECONDS, flush)
 
 
 # -- /metrics --------------------------------------------------------------------------------

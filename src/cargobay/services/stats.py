@@ -6,16 +6,15 @@ management API may lag a pull by up to one flush interval.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from cargobay.db.engine import Database
 from cargobay.db.queries import manifests as manifest_queries
 from cargobay.db.types import utcnow
 from cargobay.logs import get_logger
+from cargobay.periodic import periodically
 
 log = get_logger("cargobay.stats")
 
@@ -52,21 +51,8 @@ class PullRecorder:
                 self._quiet_until = now + 30
                 log.warning("pull_stats_flush_failed", error=type(exc).__name__, kept=len(self._manifests))
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(self.interval)
-                await self.flush()
-
-        task = asyncio.create_task(loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.flush()
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return periodically(self.interval, self.flush)
 
 
 def _merge(into: dict[int, tuple[int, datetime]], earlier: dict[int, tuple[int, datetime]]) -> None:
