@@ -62,13 +62,17 @@ def _prepare(settings: Settings, create: bool = False) -> Runtime:
     from cargobay.logs import configure_logging
     from cargobay.runtime import build_runtime, installation_problem
     from cargobay.services.tenancy import bootstrap
+    from cargobay.storage.base import StorageConfigError
 
     configure_logging(settings.log_level, settings.log_format)
     if create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     elif (problem := installation_problem(settings)) is not None:
         _fail(problem)
-    runtime = build_runtime(settings, migrate=True)
+    try:
+        runtime = build_runtime(settings, migrate=True)
+    except StorageConfigError as exc:
+        _fail(f"CARGOBAY_STORAGE_URL: {exc}")
     result = runtime.db.write_sync(bootstrap, settings.admin_user, settings.admin_password)
     if result is not None:
         typer.echo(f"created contract {result.contract_number} with owner {result.email}", err=True)
@@ -149,11 +153,15 @@ def _serve(
 def worker(data_dir: DataDir = None) -> None:
     """Run background jobs (upload and token expiry, ...) until SIGTERM; run as many as you like."""
     from cargobay.logs import configure_logging
+    from cargobay.storage.base import StorageConfigError
     from cargobay.worker import run_worker
 
     settings = _settings(data_dir)
     configure_logging(settings.log_level, settings.log_format)
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except StorageConfigError as exc:
+        _fail(f"CARGOBAY_STORAGE_URL: {exc}")
 
 
 @app.command()

@@ -53,6 +53,10 @@ RECEIVED = Counter(
     "cargobay_http_received_bytes", "Request body bytes received, by route template", ["route"]
 )
 SENT = Counter("cargobay_http_sent_bytes", "Response body bytes sent, by route template", ["route"])
+BLOB_REDIRECTED = Counter(
+    "cargobay_blob_redirected_bytes",
+    "Blob bytes (whole, or the range asked for) of GETs answered 307 to the object store, which sends them",
+)
 UPLOADS_IN_FLIGHT = Gauge(
     "cargobay_uploads_in_flight",
     "Upload requests (PATCH/PUT/POST with a body) streaming right now",

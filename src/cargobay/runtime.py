@@ -49,7 +49,7 @@ from cargobay.services.tokens import OperatorTokens, TokenService
 from cargobay.services.uploads import UploadService
 from cargobay.services.vulndb import VulnerabilityDatabase
 from cargobay.services.vulnerabilities import VulnerabilityService
-from cargobay.storage.base import BlobStore
+from cargobay.storage.base import BlobStore, RedirectReads, StorageConfigError
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
 from cargobay.storage.keys import MasterKeyFile
@@ -132,10 +132,15 @@ def installation_problem(settings: Settings) -> str | None:
 
 
 def build_runtime(settings: Settings, migrate: bool = True) -> Runtime:
+    driver = open_store(settings.resolved_storage_url)  # a bad URL stops us before the database is touched
+    if settings.encryption and isinstance(driver, RedirectReads) and driver.redirects:
+        raise StorageConfigError(
+            "redirect=true needs CARGOBAY_ENCRYPTION=false: with encryption at rest the bucket holds "
+            "ciphertext, which clients sent there could not read"
+        )
     db = Database(settings.resolved_database_url)
     if migrate:
         upgrade(db.engine)
-    driver = open_store(settings.resolved_storage_url)
     store: BlobStore = driver
     master_keys: MasterKeyFile | None = None
     sealer: Sealer

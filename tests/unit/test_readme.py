@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from cargobay.config import Settings
+from cargobay.storage.s3 import S3_PARAMETERS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -19,6 +20,11 @@ def test_every_setting_is_documented() -> None:
         if f"`CARGOBAY_{name.upper()}`" not in README
     ]
     assert not missing, f"README settings table lacks {missing}"
+
+
+def test_every_s3_storage_url_parameter_is_documented() -> None:
+    missing = [name for name in sorted(S3_PARAMETERS) if f"{name}=" not in README]
+    assert not missing, f"README does not explain the S3 storage URL parameters {missing}"
 
 
 def test_the_web_console_section_links_every_screenshot_the_browser_tests_make() -> None:

@@ -1,4 +1,8 @@
-"""Blob and upload endpoints: HEAD/GET/DELETE blobs; POST/PATCH/PUT/GET/DELETE upload sessions."""
+"""Blob and upload endpoints: HEAD/GET/DELETE blobs; POST/PATCH/PUT/GET/DELETE upload sessions.
+
+A blob GET is answered with its bytes, or, when the blob store redirects (S3 with ``redirect=true``),
+with a 307 to a URL of the store, after the same access check; HEAD is always answered here.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import OciCode, RegistryError
 from cargobay.domain.names import is_repository_name
-from cargobay.observability import upload_in_flight
+from cargobay.observability import BLOB_REDIRECTED, upload_in_flight
 from cargobay.registry.access import AccessControl
 from cargobay.registry.context import Call
 from cargobay.registry.http import (
@@ -68,6 +72,10 @@ class BlobEndpoints:
             return Response(
                 b"", 200, {**headers, "Content-Length": str(blob.size)}, "application/octet-stream"
             )
+        url = await self.blobs.redirect(blob)
+        if url is not None:  # the client reads the store itself; a Range header goes with it
+            BLOB_REDIRECTED.inc(blob.size if wanted is None else wanted[1] - wanted[0] + 1)
+            return empty(307, {"Location": url, "Docker-Content-Digest": blob.digest})
         if wanted is None:
             return await _stream(call, self.blobs, blob, 0, blob.size, 200, headers)
         start, end = wanted

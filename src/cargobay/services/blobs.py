@@ -1,4 +1,5 @@
-"""Blobs of a repository: existence, reading, unlinking and cross-repository mounts."""
+"""Blobs of a repository: existence, reading (or where clients read them), unlinking and
+cross-repository mounts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.queries import blobs, repositories
 from cargobay.db.queries.blobs import BlobInfo
-from cargobay.storage.base import BlobStore, Chunk
+from cargobay.storage.base import BlobStore, Chunk, RedirectReads
 
 __all__ = ["BlobInfo", "BlobService", "object_key", "staged_key"]
 
@@ -24,6 +25,8 @@ class BlobService:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
+        # Only a driver asked to redirect, and never through the encryption wrapper (not a RedirectReads).
+        self._redirects = store if isinstance(store, RedirectReads) and store.redirects else None
 
     async def stat(self, registry_id: str, repository: str, digest: str) -> BlobInfo | None:
         """A blob pushed or mounted into the repository (one indexed read, no ORM)."""
@@ -31,6 +34,13 @@ class BlobService:
 
     def open(self, blob: BlobInfo, offset: int = 0, length: int | None = None) -> AsyncIterator[Chunk]:
         return self.store.reader(blob.object_key, offset, length)
+
+    async def redirect(self, blob: BlobInfo) -> str | None:
+        """A URL the client may read the blob's bytes from itself (the object store's), or None: serve
+        them. Call it only for a caller allowed to read the blob: the URL is a credential."""
+        if self._redirects is None:
+            return None
+        return await self._redirects.redirect_url(blob.object_key)
 
     async def unlink(self, registry_id: str, repository: str, digest: str) -> bool:
         """Remove the blob from the repository; its bytes are freed by garbage collection."""

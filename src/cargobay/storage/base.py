@@ -25,6 +25,11 @@ WriterState = dict[str, Any]
 """Where a suspended writer stands: JSON-serialisable, opaque to everyone but the store that made it."""
 
 
+class StorageConfigError(ValueError):
+    """``CARGOBAY_STORAGE_URL`` names no store this process can use (a bad scheme or parameter, or a
+    parameter the other settings rule out): said once, at start."""
+
+
 class ObjectNotFound(Exception):
     """The key names no object (of the kind asked for)."""
 
@@ -142,6 +147,21 @@ class RawReads(Protocol):
 
     def open_raw(self, key: str, offset: int = 0) -> RawIOBase:
         """A blocking reader positioned at ``offset``; raises ObjectNotFound. Close it when done."""
+        ...
+
+
+@runtime_checkable
+class RedirectReads(Protocol):
+    """Clients fetch an object straight from the store, at a URL the driver signs (S3 presigned GETs).
+
+    An optional capability, not part of the contract: a driver offers it when its URL asks for it
+    (``redirects``). The encryption wrapper never does: its driver holds ciphertext.
+    """
+
+    redirects: bool
+
+    async def redirect_url(self, key: str) -> str:
+        """A URL that answers a plain GET (and ranged ones) with the object's bytes, for a while."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from cargobay.storage.base import BlobStore
+from cargobay.storage.base import BlobStore, StorageConfigError
 from cargobay.storage.filesystem import FilesystemStore
 
 
@@ -16,4 +16,4 @@ def open_store(url: str) -> BlobStore:
         from cargobay.storage.s3 import S3Store  # boto3 loads only where S3 is used
 
         return S3Store.from_url(url)
-    raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")
+    raise StorageConfigError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")
