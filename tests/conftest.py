@@ -136,3 +136,24 @@ def v2(server: Server) -> Iterator[V2]:
 def rng(request: pytest.FixtureRequest) -> random.Random:
     """Random data that is the same on every run of a test (seeded by the test's id)."""
     return random.Random(request.node.nodeid)
+
+
+# The files that take minutes each (GC under crashes and load, the benchmark smoke runs). xdist's
+# `--dist loadfile` hands whole files to workers in collection order, so these go first and run beside
+# the many short files instead of alone at the end (they were the last 10 minutes of a 17-minute run).
+LONGEST_FIRST = (
+    "tests/e2e/test_gc_crash.py",
+    "tests/e2e/test_gc_stress.py",
+    "tests/e2e/test_benchmarks_smoke.py",
+    "tests/e2e/test_crash_safety.py",
+    "tests/e2e/test_key_rotation.py",
+    "tests/e2e/test_scanning_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.partition("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every file keeps its own order
