@@ -401,6 +401,10 @@ class ScanService:
         return report
 
     async def _rescan_since(self, since: int, version: int, recent: datetime, report: RescanReport) -> None:
+        oldest = await self.db.read(scans.oldest_scan_version, version, recent)
+        if oldest is None:
+            return  # every artifact a rescan may touch was matched at this version already
+        since = max(since, oldest)  # older changes were matched by the artifacts' own scans
         after: tuple[str, str] | None = None
         while True:
             batch = await self.db.read(scans.changed_inventories, since, RESCAN_BATCH, after)
@@ -427,9 +431,9 @@ class ScanService:
             out: dict[tuple[str, str], dict[Key, tuple[str, list[dict[str, Any]]]]] = {}
             for inventory, keys in changed.items():
                 mine = out.setdefault(inventory, {})
-                for key, (packages, _) in keys.items():
-                    signature = json.dumps(packages, sort_keys=True)
+                for key, (signature, _) in keys.items():  # the stored packages text
                     if (key, signature) not in memo:
+                        packages = json.loads(signature)
                         image = ImageInventory(None, tuple(ImagePackage.from_json(p) for p in packages))
                         found = matcher.match(image, lambda e, n: records.get((e, n), []))
                         memo[(key, signature)] = [compact(f) for f in found]
