@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from cargobay.db.engine import RawTx
 from cargobay.db.models import Manifest
 from cargobay.db.queries import findings, scans
 from cargobay.db.types import utcnow
@@ -266,3 +267,33 @@ async def test_a_rescan_skips_the_changes_every_artifact_was_scanned_after(
     assert _row(runtime, app).scan_db_version == 2
     assert _row(runtime, pythonless).scan_db_version == 1  # holds nothing that changed after 1
     assert runtime.services.vulndb.state().rescanned_version == 2
+
+
+async def test_artifacts_on_one_base_have_their_findings_replaced_together(
+    runtime: Runtime, push: Pusher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The findings a rescan replaces in images on one base are deleted by one statement per table,
+    however many images there are (a statement per image was a third of the rescan benchmark)."""
+    _import(runtime, tmp_path / "one", [*FIRST, R.DEBIAN_CVE_2023_4911])
+    same = [await _push(push, f"team/app{i}", [BASE, app_layer(f"app {i}")], f"app{i}") for i in range(4)]
+    await run_jobs(runtime)
+    critical = copy.deepcopy(R.DEBIAN_CVE_2023_4911)
+    critical["modified"] = "2025-01-01T00:00:00Z"
+    critical["severity"] = [{"type": "CVSS_V3", "score": R.V31_LOG4SHELL}]
+    _import(runtime, tmp_path / "two", [critical])
+    deletes: list[str] = []
+    run = RawTx.run
+
+    def recording(tx: RawTx, sql: str, *params: Any) -> int:
+        if sql.startswith("DELETE FROM scan_findings "):
+            deletes.append(sql)
+        return run(tx, sql, *params)
+
+    monkeypatch.setattr(RawTx, "run", recording)
+    report = await runtime.services.scans.rescan()
+
+    assert (report.artifacts, report.changed) == (4, 4)
+    assert len(deletes) == 1, deletes
+    for digest in same:
+        assert _row(runtime, digest).vuln_max_severity == RANKS["critical"]
+        assert "CVE-2023-4911" in _vulns(runtime, digest)
