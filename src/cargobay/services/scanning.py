@@ -34,7 +34,7 @@ from cargobay.db.queries import vulndb as vulndb_queries
 from cargobay.db.queries.findings import FindingRow, Summary
 from cargobay.db.queries.scans import Rescannable, ScanTarget
 from cargobay.db.types import utcnow
-from cargobay.domain import mediatypes
+from cargobay.domain import jsontext, mediatypes
 from cargobay.domain.errors import InvalidInput
 from cargobay.domain.manifests import ParsedManifest, parse_manifest
 from cargobay.logs import get_logger
@@ -572,7 +572,7 @@ class ScanService:
 
 def _compressed(value: Any) -> bytes:
     """What is sealed for a stored inventory: its compact JSON, zlib-compressed."""
-    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 6)
+    return zlib.compress(jsontext.dumps(value), 6)
 
 
 @dataclass(frozen=True, slots=True)

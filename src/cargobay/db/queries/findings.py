@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import RawTx
 from cargobay.db.models import Manifest, ScanFinding, ScanFindingAlias, table_of
+from cargobay.domain import jsontext
 
 SCANNED = "scanned"
 _CHUNK = 400
@@ -127,7 +128,7 @@ def _insert_rows(
                 tx.timestamp(r.published_at) if r.published_at is not None else None,
                 tx.timestamp(r.updated_at) if r.updated_at is not None else None,
                 r.keys,
-                json.dumps({"matches": r.matches}, separators=(",", ":")),
+                jsontext.dumps_text({"matches": r.matches}),
             )
         findings.append((manifest_id, registry_id, *columns))
     aliases = [

@@ -8,7 +8,6 @@ A manifest's findings are replaced whole by a scan, or per vulnerability by a re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +46,7 @@ from cargobay.db.models import (
 )
 from cargobay.db.queries.findings import Summary
 from cargobay.db.types import utcnow
+from cargobay.domain import jsontext
 
 PENDING = "pending"
 SCANNED = "scanned"
@@ -230,7 +230,7 @@ def save_inventory(
     tx.many(
         "INSERT INTO scan_inventory_keys (registry_id, digest, ecosystem, name, packages) "
         "VALUES (?, ?, ?, ?, ?)",
-        [(registry_id, digest, e, n, json.dumps(p)) for (e, n), p in keys.items()],
+        [(registry_id, digest, e, n, jsontext.dumps_text(p)) for (e, n), p in keys.items()],
     )
 
 
