@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from packaging.version import InvalidVersion as PepInvalidVersion
 from packaging.version import Version as PepVersion
+from univers import debian
 from univers.versions import (
     AlpineLinuxVersion,
     DebianVersion,
@@ -59,6 +60,64 @@ def scheme_of(ecosystem: str) -> str | None:
     return None
 
 
+class DpkgVersion:
+    """A Debian version as univers parses it, ordered by a key computed once per version: dpkg's order
+    (univers' ``compare_strings``) as a flat tuple, so a comparison is a tuple compare instead of
+    univers' character loop (~15 µs; a scan compares thousands of times). Equality stays univers'
+    (same epoch, upstream and revision strings)."""
+
+    __slots__ = ("_fields", "_key")
+
+    def __init__(self, parsed: DebianVersion) -> None:
+        value = parsed.value
+        self._fields: tuple[int, str, str] = (value.epoch, value.upstream, value.revision)
+        self._key = (value.epoch, _dpkg_key(value.upstream), _dpkg_key(value.revision))
+
+    def __lt__(self, other: DpkgVersion) -> bool:
+        return self._key < other._key
+
+    def __le__(self, other: DpkgVersion) -> bool:
+        return self._key <= other._key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DpkgVersion) and self._fields == other._fields
+
+    def __hash__(self) -> int:
+        return hash(self._fields)
+
+    def __repr__(self) -> str:
+        return f"DpkgVersion{self._fields!r}"
+
+
+_DPKG_ORDER: dict[str, int] = debian.characters_order  # "~" 0, end of text 1, letters, then "+-."
+_DPKG_END = _DPKG_ORDER[""]
+
+
+def _dpkg_key(text: str) -> tuple[int, ...]:
+    """Runs of non-digits (each character's rank, then the end rank) and digits (their value), as
+    univers compares them; a text that ends compares as endless (empty run, 0) pairs, so trailing
+    ones are dropped and one and a half are appended (they decide within three places)."""
+    pairs: list[tuple[list[int], int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        start = i
+        while i < n and not text[i].isdigit():
+            i += 1
+        ranks = [_DPKG_ORDER[c] for c in text[start:i]]
+        start = i
+        while i < n and text[i].isdigit():
+            i += 1
+        pairs.append((ranks, int(text[start:i]) if i > start else 0))
+    while pairs and pairs[-1] == ([], 0):
+        pairs.pop()
+    key: list[int] = []
+    for ranks, number in pairs:
+        key += ranks
+        key += (_DPKG_END, number)
+    key += (_DPKG_END, 0, _DPKG_END)
+    return tuple(key)
+
+
 def _semver(version: str) -> Comparable:
     if not version or not version[0].isdigit():
         raise InvalidVersion(version)
@@ -70,7 +129,7 @@ def parse(scheme: str, version: str) -> Comparable | None:
     """A comparable key for ``version`` under ``scheme``, or None when it is not a valid version there."""
     try:
         if scheme == DPKG:
-            return DebianVersion(version)
+            return DpkgVersion(DebianVersion(version))
         if scheme == APK:
             return AlpineLinuxVersion(version)
         if scheme == RPM:
@@ -85,7 +144,7 @@ def parse(scheme: str, version: str) -> Comparable | None:
             if not version:
                 return None
             return MavenVersion(version)
-    except (InvalidVersion, PepInvalidVersion, ValueError, TypeError, IndexError, AttributeError):
+    except (InvalidVersion, PepInvalidVersion, ValueError, TypeError, IndexError, AttributeError, KeyError):
         return None
     return None
 

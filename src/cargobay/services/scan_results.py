@@ -10,7 +10,7 @@ and an image index can show the union of its children.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -55,16 +55,19 @@ def key_line(key: Key) -> str:
     return f"{key[0]}\t{key[1]}"
 
 
-def inventory_keys(inventory: ImageInventory) -> dict[Key, list[dict[str, Any]]]:
-    """The matchable packages of an inventory by lookup key (what the key index stores)."""
+def inventory_keys(
+    inventory: ImageInventory, encoded: Sequence[dict[str, Any]] | None = None
+) -> dict[Key, list[dict[str, Any]]]:
+    """The matchable packages of an inventory by lookup key (what the key index stores); ``encoded``:
+    the packages' JSON already made (``inventory.to_json()["packages"]``)."""
     keys: dict[Key, list[dict[str, Any]]] = {}
-    for pkg in inventory.packages:
+    for index, pkg in enumerate(inventory.packages):
         if not pkg.ecosystem or versions.scheme_of(pkg.ecosystem) is None:
             continue
         key = package_key(pkg)
         if len(key[1]) > 1000:
             continue
-        keys.setdefault(key, []).append(pkg.to_json())
+        keys.setdefault(key, []).append(encoded[index] if encoded is not None else pkg.to_json())
     return keys
 
 

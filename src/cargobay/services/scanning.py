@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any, TypeVar, cast
@@ -34,7 +34,7 @@ from cargobay.db.queries import vulndb as vulndb_queries
 from cargobay.db.queries.findings import FindingRow, Summary
 from cargobay.db.queries.scans import Rescannable, ScanTarget
 from cargobay.db.types import utcnow
-from cargobay.domain import mediatypes
+from cargobay.domain import jsontext, mediatypes
 from cargobay.domain.errors import InvalidInput
 from cargobay.domain.manifests import ParsedManifest, parse_manifest
 from cargobay.logs import get_logger
@@ -138,17 +138,21 @@ class ScanService:
         self.vulndb = vulndb
 
     # -- sealed JSON -------------------------------------------------------------------------------
-    async def _seal(self, registry_id: str, context: bytes, value: Any) -> bytes:
-        data = await asyncio.to_thread(
-            lambda: zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 6)
-        )
+    async def _seal(self, registry_id: str, context: bytes, value: Callable[[], Any]) -> bytes:
+        """Seal the JSON of ``value()`` (built, encoded and compressed in a worker thread)."""
+        data = await asyncio.to_thread(lambda: _compressed(value()))
         return await self.sealer.seal(registry_id, context, data)
 
-    async def _open(self, registry_id: str, context: bytes, sealed: bytes) -> Any:
-        """The stored JSON, or None when it cannot be opened (it is then computed again)."""
+    async def _open(
+        self, registry_id: str, context: bytes, sealed: bytes, parse: Callable[[Any], T]
+    ) -> T | None:
+        """The stored JSON as ``parse`` reads it (in a worker thread), or None when it cannot be opened
+        or was written in another format (it is then computed again)."""
         try:
             data = await self.sealer.open(registry_id, context, sealed)
-            return await asyncio.to_thread(lambda: json.loads(zlib.decompress(data)))
+            return await asyncio.to_thread(lambda: parse(json.loads(zlib.decompress(data))))
+        except InventoryFormatError:
+            return None  # written by another release: computed again
         except (IntegrityError, zlib.error, ValueError) as exc:
             log.warning(
                 "scan_cache_unreadable",
@@ -301,13 +305,9 @@ class ScanService:
         sealed = await self.db.read(scans.inventory, registry_id, digest)
         if sealed is None:
             return None
-        data = await self._open(registry_id, b"scan-inventory:" + digest.encode(), sealed)
-        if data is None:
-            return None
-        try:
-            return ImageInventory.from_json(data)
-        except InventoryFormatError:
-            return None  # written by another release: merged again from the layers
+        return await self._open(
+            registry_id, b"scan-inventory:" + digest.encode(), sealed, ImageInventory.from_json
+        )
 
     async def _build_inventory(
         self, registry_id: str, parsed: ParsedManifest, outcome: ScanOutcome
@@ -322,7 +322,7 @@ class ScanService:
                 layer = await self._read_layer(registry_id, digest)
                 if layer.entries == 0 and layer.errors:
                     raise Unscannable(f"layer {digest} is not a readable tar stream: {layer.errors[0]}")
-                sealed = await self._seal(registry_id, b"scan-layer:" + digest.encode(), layer.to_json())
+                sealed = await self._seal(registry_id, b"scan-layer:" + digest.encode(), layer.to_json)
                 await self.db.write(scans.save_layer, registry_id, digest, sealed)
                 outcome.layers_read += 1
             else:
@@ -335,13 +335,8 @@ class ScanService:
     ) -> LayerInventory | None:
         if sealed is None:
             return None
-        data = await self._open(registry_id, b"scan-layer:" + digest.encode(), sealed)
-        if data is None:
-            return None
-        try:
-            return LayerInventory.from_json(data)
-        except InventoryFormatError:
-            return None  # another format version: read the layer again
+        context = b"scan-layer:" + digest.encode()
+        return await self._open(registry_id, context, sealed, LayerInventory.from_json)
 
     async def _read_layer(self, registry_id: str, digest: str) -> LayerInventory:
         key = await self.db.read(scans.blob_key, registry_id, digest)
@@ -365,8 +360,12 @@ class ScanService:
             ) from None
 
     async def save_inventory(self, registry_id: str, digest: str, inventory: ImageInventory) -> None:
-        sealed = await self._seal(registry_id, b"scan-inventory:" + digest.encode(), inventory.to_json())
-        keys = inventory_keys(inventory)
+        def encode() -> tuple[bytes, dict[Key, list[dict[str, Any]]]]:
+            data = inventory.to_json()
+            return _compressed(data), inventory_keys(inventory, data["packages"])
+
+        compressed, keys = await asyncio.to_thread(encode)
+        sealed = await self.sealer.seal(registry_id, b"scan-inventory:" + digest.encode(), compressed)
         os_name = inventory.os.pretty_name or inventory.os.ecosystem if inventory.os else ""
         await self.db.write(
             scans.save_inventory, registry_id, digest, sealed, len(inventory.packages), os_name, keys
@@ -401,6 +400,10 @@ class ScanService:
         return report
 
     async def _rescan_since(self, since: int, version: int, recent: datetime, report: RescanReport) -> None:
+        oldest = await self.db.read(scans.oldest_scan_version, version, recent)
+        if oldest is None:
+            return  # every artifact a rescan may touch was matched at this version already
+        since = max(since, oldest)  # older changes were matched by the artifacts' own scans
         after: tuple[str, str] | None = None
         while True:
             batch = await self.db.read(scans.changed_inventories, since, RESCAN_BATCH, after)
@@ -427,9 +430,9 @@ class ScanService:
             out: dict[tuple[str, str], dict[Key, tuple[str, list[dict[str, Any]]]]] = {}
             for inventory, keys in changed.items():
                 mine = out.setdefault(inventory, {})
-                for key, (packages, _) in keys.items():
-                    signature = json.dumps(packages, sort_keys=True)
+                for key, (signature, _) in keys.items():  # the stored packages text
                     if (key, signature) not in memo:
+                        packages = json.loads(signature)
                         image = ImageInventory(None, tuple(ImagePackage.from_json(p) for p in packages))
                         found = matcher.match(image, lambda e, n: records.get((e, n), []))
                         memo[(key, signature)] = [compact(f) for f in found]
@@ -565,6 +568,11 @@ class ScanService:
             return zlib.decompress(data).decode()
         except (IntegrityError, zlib.error, UnicodeDecodeError):
             return None
+
+
+def _compressed(value: Any) -> bytes:
+    """What is sealed for a stored inventory: its compact JSON, zlib-compressed."""
+    return zlib.compress(jsontext.dumps(value), 6)
 
 
 @dataclass(frozen=True, slots=True)

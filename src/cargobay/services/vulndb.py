@@ -288,9 +288,21 @@ class VulnerabilityDatabase:
         return self.db.read_sync(store.sources)
 
     def records_for(self, session: Session, keys: Iterable[Key]) -> dict[Key, list[OsvRecord]]:
-        """Parsed records for each key, in one indexed read (parsed records come from the cache)."""
-        stored = store.records_for(session, keys)
-        return {key: [self.parsed(r) for r in rows] for key, rows in stored.items()}
+        """Parsed records for each key: their ids and versions in one indexed read, then the bodies of
+        those not in the cache (a scan of an image on a known base reads none)."""
+        listed = store.record_versions(session, keys)
+        parsed: dict[str, OsvRecord] = {}
+        with self._lock:
+            for rows in listed.values():
+                for ident, modified in rows:
+                    hit = self._cache.get(ident)
+                    if hit is not None and hit[0] == modified:
+                        self._cache.move_to_end(ident)
+                        parsed[ident] = hit[1]
+        missing = {ident for rows in listed.values() for ident, _ in rows if ident not in parsed}
+        for row in store.records_by_id(session, missing):
+            parsed[row.id] = self.parsed(row)
+        return {key: [parsed[i] for i, _ in rows if i in parsed] for key, rows in listed.items()}
 
     def parsed(self, row: StoredRecord) -> OsvRecord:
         with self._lock:

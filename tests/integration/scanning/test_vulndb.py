@@ -21,6 +21,7 @@ from cargobay.scanning.osvfiles import SourceError
 from cargobay.services import vulndb as service
 from cargobay.services.vulndb import VulnerabilityDatabase, dump_url, parse_time
 from tests.support import osv_records as R
+from tests.support import plans
 from tests.support.osv_mirror import DumpServer
 from tests.support.vulnimages import write_records, write_zip
 
@@ -65,6 +66,35 @@ def test_import_of_files_folders_and_zips(
     assert vulndb.state().advisories == 7
     rescans = db.read_sync(lambda s: list(s.scalars(select(Job.kind).where(Job.kind == service.RESCAN_JOB))))
     assert rescans == [service.RESCAN_JOB]
+
+
+def test_the_records_of_many_keys_are_read_by_index_and_parsed_once(
+    vulndb: VulnerabilityDatabase, db: Database, tmp_path: Path
+) -> None:
+    """Keys are asked per ecosystem (``ecosystem = ? AND name IN (...)``): SQLite reads a row-value IN
+    list of keys by scanning every record's keys; bodies are read only for records not parsed yet."""
+    vulndb.import_paths([write_records(tmp_path, [R.DEBIAN_CVE_2024_28085, R.DSA_5650_1, R.GHSA_REQUESTS])])
+    keys = [("Debian:12", "util-linux"), ("Debian:12", "glibc"), ("PyPI", "requests"), ("npm", "absent")]
+
+    with plans.statements(db) as first:
+        found = db.read_sync(lambda s: vulndb.records_for(s, keys))
+    with plans.statements(db) as again:
+        assert db.read_sync(lambda s: vulndb.records_for(s, keys)) == found
+
+    assert {k: sorted(r.id for r in v) for k, v in found.items()} == {
+        ("Debian:12", "util-linux"): ["DEBIAN-CVE-2024-28085", "DSA-5650-1"],
+        ("Debian:12", "glibc"): [],
+        ("PyPI", "requests"): ["GHSA-j8r2-6x86-q33q"],
+        ("npm", "absent"): [],
+    }
+    assert sum("advisories.body" in q for q, _ in first) == 1
+    assert not any("advisories.body" in q for q, _ in again)  # every record parsed and cached
+    for query, parameters in [(q, p) for q, p in first if "advisory_packages" in q]:
+        plan = plans.plan(db, query, parameters)
+        if db.is_sqlite:
+            assert "SEARCH advisory_packages USING COVERING INDEX" in plan, plan
+        else:
+            assert "Seq Scan" not in plan, plan
 
 
 def test_a_cve_id_finds_every_record_naming_it(

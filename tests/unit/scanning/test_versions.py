@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import itertools
+import re
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from univers import debian
+from univers.versions import DebianVersion, InvalidVersion
 
 from cargobay.scanning import versions
+
+DPKG_STATUS = Path(__file__).parent / "fixtures" / "debian12-dpkg-status"
 
 
 @pytest.mark.parametrize(
@@ -76,3 +86,65 @@ def test_invalid_versions_compare_as_unknown(scheme: str, bad: str) -> None:
 )
 def test_ecosystem_schemes_and_unknown_ecosystems(ecosystem: str, scheme: str | None) -> None:
     assert versions.scheme_of(ecosystem) == scheme
+
+
+def _univers_order(a: str, b: str) -> int | None:
+    """univers' own dpkg comparison, which ``versions`` orders by a precomputed key instead."""
+    try:
+        return int(debian.compare_versions(DebianVersion(a).value, DebianVersion(b).value))
+    except InvalidVersion:
+        return None
+
+
+def _dpkg_agrees_with_univers(a: str, b: str) -> None:
+    assert versions.compare(versions.DPKG, a, b) == _univers_order(a, b), (a, b)
+    ka, kb = versions.parse(versions.DPKG, a), versions.parse(versions.DPKG, b)
+    if ka is not None and kb is not None:
+        assert (ka == kb) == (DebianVersion(a) == DebianVersion(b)), (a, b)  # univers' equality: same strings
+
+
+_DPKG_TAILS = st.text(alphabet="0123456789~.+-azAZ", max_size=6)
+_DPKG_VERSIONS = st.builds(
+    lambda epoch, first, rest: f"{epoch}{first}{rest}",
+    st.sampled_from(["", "", "0:", "1:", "12:"]),
+    st.sampled_from("0123456789"),
+    _DPKG_TAILS,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_DPKG_VERSIONS, _DPKG_TAILS, _DPKG_TAILS)
+def test_dpkg_order_is_univers_order(common: str, a: str, b: str) -> None:
+    """Two versions sharing a start (where the ends of texts and the tildes decide), and two unrelated."""
+    _dpkg_agrees_with_univers(common + a, common + b)
+    _dpkg_agrees_with_univers(common + a, b and f"{b[0] if b[0].isdigit() else 1}{b}")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("0", "0~"),
+        ("0.1", "0~"),
+        ("1.0", "1.00"),
+        ("1.0", "1.0~"),
+        ("1.0a", "1.0a0"),
+        ("1.0-", "1.0"),
+        ("1.0~~", "1.0~~a"),
+        ("1:0", "0:9"),
+        ("1.0+dfsg-1", "1.0-1"),
+        ("1.0-1-1", "1.0-1"),
+        ("0a", "1"),
+        ("2.36-9+deb12u9", "2.36-9+deb12u10"),
+    ],
+)
+def test_dpkg_edges_order_as_univers(a: str, b: str) -> None:
+    _dpkg_agrees_with_univers(a, b)
+    _dpkg_agrees_with_univers(b, a)
+
+
+def test_dpkg_order_of_every_pair_of_a_real_bookworm_status_is_univers_order() -> None:
+    found = re.findall(r"^(?:Version: |Source: \S+ \()([^)\s]+)", DPKG_STATUS.read_text(), re.MULTILINE)
+    real = sorted(set(found))
+    assert len(real) > 50
+    for a, b in itertools.product(real, repeat=2):
+        _dpkg_agrees_with_univers(a, b)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import RawTx
 from cargobay.db.models import Manifest, ScanFinding, ScanFindingAlias, table_of
+from cargobay.domain import jsontext
 
 SCANNED = "scanned"
 _CHUNK = 400
@@ -106,23 +107,30 @@ def _time(value: Any) -> datetime | None:
 
 
 def _insert_rows(
-    tx: RawTx, manifest_id: int, registry_id: str, rows: Sequence[FindingRow]
+    tx: RawTx,
+    manifest_id: int,
+    registry_id: str,
+    rows: Sequence[FindingRow],
+    encoded: dict[int, tuple[Any, ...]],
 ) -> tuple[list[Any], list[Any]]:
-    findings = [
-        (
-            manifest_id,
-            registry_id,
-            r.vulnerability_id,
-            r.severity,
-            r.score,
-            r.fixable,
-            tx.timestamp(r.published_at) if r.published_at is not None else None,
-            tx.timestamp(r.updated_at) if r.updated_at is not None else None,
-            r.keys,
-            json.dumps({"matches": r.matches}, separators=(",", ":")),
-        )
-        for r in rows
-    ]
+    """The insert parameters of ``rows``; ``encoded`` keeps each row's columns by identity, so a row
+    shared by many manifests (a rescan copies one artifact's new findings to images on the same base)
+    is turned into JSON and timestamps once."""
+    findings = []
+    for r in rows:
+        columns = encoded.get(id(r))
+        if columns is None:
+            columns = encoded[id(r)] = (
+                r.vulnerability_id,
+                r.severity,
+                r.score,
+                r.fixable,
+                tx.timestamp(r.published_at) if r.published_at is not None else None,
+                tx.timestamp(r.updated_at) if r.updated_at is not None else None,
+                r.keys,
+                jsontext.dumps_text({"matches": r.matches}),
+            )
+        findings.append((manifest_id, registry_id, *columns))
     aliases = [
         (manifest_id, r.vulnerability_id, a, registry_id)
         for r in rows
@@ -132,16 +140,29 @@ def _insert_rows(
     return findings, aliases
 
 
-def _delete(tx: RawTx, manifest_id: int, vulnerability_ids: Sequence[str] | None) -> None:
-    if vulnerability_ids is None:
-        tx.run("DELETE FROM scan_finding_aliases WHERE manifest_id = ?", manifest_id)
-        tx.run("DELETE FROM scan_findings WHERE manifest_id = ?", manifest_id)
-        return
-    for chunk in _chunks(sorted(set(vulnerability_ids))):
-        marks = _marks(len(chunk))
-        where = f"manifest_id = ? AND vulnerability_id IN ({marks})"
-        tx.run(f"DELETE FROM scan_finding_aliases WHERE {where}", manifest_id, *chunk)
-        tx.run(f"DELETE FROM scan_findings WHERE {where}", manifest_id, *chunk)
+def _delete(tx: RawTx, replacements: Sequence[Replacement]) -> None:
+    """The findings the replacements replace: manifests replacing the same vulnerability ids (images on
+    one base after a rescan) share their statements, an index range of (manifest, vulnerability) each."""
+    whole: list[int] = []
+    some: dict[frozenset[str], list[int]] = {}
+    for r in replacements:
+        if r.vulnerability_ids is None:
+            whole.append(r.manifest_id)
+        elif r.vulnerability_ids:
+            some.setdefault(r.vulnerability_ids, []).append(r.manifest_id)
+    for chunk in _chunks(sorted(set(whole))):
+        where = f"manifest_id IN ({_marks(len(chunk))})"
+        tx.run(f"DELETE FROM scan_finding_aliases WHERE {where}", *chunk)
+        tx.run(f"DELETE FROM scan_findings WHERE {where}", *chunk)
+    for ids, manifest_ids in some.items():
+        for manifests in _chunks(sorted(set(manifest_ids))):
+            for vulns in _chunks(sorted(ids)):
+                where = (
+                    f"manifest_id IN ({_marks(len(manifests))}) "
+                    f"AND vulnerability_id IN ({_marks(len(vulns))})"
+                )
+                tx.run(f"DELETE FROM scan_finding_aliases WHERE {where}", *manifests, *vulns)
+                tx.run(f"DELETE FROM scan_findings WHERE {where}", *manifests, *vulns)
 
 
 def replace_findings(
@@ -311,11 +332,12 @@ def replace_many(session: Session, replacements: Sequence[Replacement]) -> None:
         return
     lock_many(session, [r.manifest_id for r in replacements])
     tx = RawTx.of(session)
+    _delete(tx, replacements)
     rows: list[Any] = []
     aliases: list[Any] = []
+    encoded: dict[int, tuple[Any, ...]] = {}
     for r in replacements:
-        _delete(tx, r.manifest_id, None if r.vulnerability_ids is None else sorted(r.vulnerability_ids))
-        found, named = _insert_rows(tx, r.manifest_id, r.registry_id, r.rows)
+        found, named = _insert_rows(tx, r.manifest_id, r.registry_id, r.rows, encoded)
         rows += found
         aliases += named
     tx.many(_INSERT, rows)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cargobay.db.models import (
@@ -190,21 +190,32 @@ def mark_rescanned(session: Session, version: int) -> None:
     )
 
 
+def record_versions(session: Session, keys: Iterable[Key]) -> dict[Key, list[tuple[str, datetime]]]:
+    """(id, modified) of the records stored under each key (withdrawn records have no keys): an index
+    range of (ecosystem, name) per key, asked per ecosystem (SQLite reads a row-value IN list of keys
+    by scanning the whole table)."""
+    wanted = sorted(set(keys))
+    found: dict[Key, list[tuple[str, datetime]]] = {k: [] for k in wanted}
+    names: dict[str, list[str]] = {}
+    for ecosystem, name in wanted:
+        names.setdefault(ecosystem, []).append(name)
+    for ecosystem, mine in names.items():
+        for chunk in _chunks(mine):
+            rows = session.execute(
+                select(AdvisoryPackage.name, Advisory.id, Advisory.modified)
+                .join(Advisory, Advisory.id == AdvisoryPackage.advisory_id)
+                .where(AdvisoryPackage.ecosystem == ecosystem, AdvisoryPackage.name.in_(chunk))
+            )
+            for name, advisory_id, modified in rows:
+                found[(ecosystem, name)].append((advisory_id, modified))
+    return found
+
+
 def records_for(session: Session, keys: Iterable[Key]) -> dict[Key, list[StoredRecord]]:
     """The records stored under each key (withdrawn records have no keys)."""
-    wanted = sorted(set(keys))
-    found: dict[Key, list[StoredRecord]] = {k: [] for k in wanted}
-    for chunk in _chunks(wanted):
-        rows = session.execute(
-            select(
-                AdvisoryPackage.ecosystem, AdvisoryPackage.name, Advisory.id, Advisory.modified, Advisory.body
-            )
-            .join(Advisory, Advisory.id == AdvisoryPackage.advisory_id)
-            .where(tuple_(AdvisoryPackage.ecosystem, AdvisoryPackage.name).in_(list(chunk)))
-        )
-        for ecosystem, name, advisory_id, modified, body in rows:
-            found[(ecosystem, name)].append(StoredRecord(advisory_id, modified, bytes(body)))
-    return found
+    listed = record_versions(session, keys)
+    bodies = {r.id: r for r in records_by_id(session, {i for rows in listed.values() for i, _ in rows})}
+    return {key: [bodies[i] for i, _ in rows if i in bodies] for key, rows in listed.items()}
 
 
 def records_named(session: Session, ident: str) -> list[StoredRecord]:
