@@ -3,11 +3,13 @@ is never collected, storage usage, dry runs, the sweep, runs and their rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -30,7 +32,9 @@ from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import NotFound, PermissionDenied, UploadUnknown
 from cargobay.runtime import Runtime, assemble
+from cargobay.services.gc import DELETING_BATCHES
 from cargobay.services.gc_runs import Progress
+from cargobay.storage.base import BlobStore
 from cargobay.storage.factory import open_store
 from cargobay.storage.s3 import MIN_PART, S3Store
 from cargobay.storage.sealing import PlainSealer
@@ -98,6 +102,36 @@ async def test_referenced_blobs_are_never_collected(rt: Runtime, registry_id: st
     assert blob_digests(rt.db, registry_id) == set(image.blobs)
     assert _count(rt.db, GcBlobReview) == 0  # reviewed, found referenced: out of the queue
     assert await check_references_intact(rt) == 3
+
+
+class Deletions:
+    """A store whose batch deletes take a while, counting how many run at once."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store, self.running, self.most = store, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        await self.store.delete_many(keys)
+        self.running -= 1
+
+
+async def test_the_bytes_of_several_batches_are_deleted_at_once(
+    rt: Runtime, registry_id: str, contract_number: int
+) -> None:
+    await push_image(rt, registry_id, "drop", "v1", [b"layer %d" % i for i in range(19)])
+    await rt.services.repositories.delete(owner(contract_number), registry_id, "drop")
+    deletions = Deletions(rt.store)
+    rt.services.gc.store, rt.services.gc.batch = deletions, 2  # type: ignore[assignment]
+    report = await rt.services.gc.collect(registry_id, grace=ZERO, sweep=False)
+    assert report.blobs_freed == report.objects_deleted == 20  # ten batches
+    assert deletions.most == DELETING_BATCHES
+    assert _files(rt.settings.data_dir) == set()
 
 
 async def test_deleting_a_repository_frees_its_unique_layers_and_keeps_shared_ones(
