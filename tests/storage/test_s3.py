@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from cargobay.db.engine import Database
 from cargobay.services.blobs import BlobInfo, BlobService
@@ -21,7 +22,7 @@ from cargobay.storage.base import IntegrityError, RedirectReads, StorageConfigEr
 from cargobay.storage.encrypted import SUFFIX, EncryptedStore
 from cargobay.storage.factory import open_store
 from cargobay.storage.s3 import MIN_PART, PART_SIZE, S3Location, S3Store
-from tests.support.s3 import S3Server
+from tests.support.s3 import Calls, S3Server
 from tests.support.storage import StaticKeys, fill, read_all, write_chunks
 
 NS = "4f6a0c1e-0000-4000-8000-000000000001"
@@ -44,29 +45,6 @@ def test_the_url_names_bucket_prefix_endpoint_region_and_part_size() -> None:
 def test_a_bad_url_is_refused(url: str) -> None:
     with pytest.raises(ValueError):
         S3Location.parse(url)
-
-
-class Calls:
-    """Counts the client's operations by name."""
-
-    def __init__(self, store: S3Store) -> None:
-        self.names: list[str] = []
-        client = store.client
-        calls = self
-
-        class Counting:
-            def __getattr__(self, name: str) -> Any:
-                attribute = getattr(client, name)
-                if not callable(attribute):
-                    return attribute
-
-                def counted(*args: Any, **kwargs: Any) -> Any:
-                    calls.names.append(name)
-                    return attribute(*args, **kwargs)
-
-                return counted
-
-        store.client = Counting()
 
 
 @pytest.fixture
@@ -242,3 +220,38 @@ async def test_blobs_redirect_through_a_redirecting_driver_and_never_through_enc
         assert not s3.redirects and await BlobService(db, s3).redirect(blob) is None  # not asked to
     finally:
         db.dispose()
+
+
+async def test_a_batch_delete_is_one_request_per_thousand_keys(s3: S3Store) -> None:
+    stored = [f"{NS}/blobs/ab/ab0{i}" for i in range(3)]
+    for key in stored:
+        await s3.put(key, b"x")
+    absent = [f"{NS}/blobs/cd/cd{i:04d}" for i in range(2000)]
+    calls = Calls(s3)
+    await s3.delete_many([*stored, *absent])
+    assert sorted(calls.names) == ["delete_objects"] * 3
+    assert [await s3.stat(key) for key in stored] == [None] * 3
+
+
+async def test_a_key_a_batch_delete_could_not_delete_fails_it(s3: S3Store) -> None:
+    """Absent keys are no error; any other a DeleteObjects answer lists is one (Quiet mode answers
+    only those, so ignoring them would lose deletes silently). versitygw refuses none: the answer is
+    amended."""
+    await s3.put(KEY, b"x")
+    real = s3.client
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def delete_objects(self, **kwargs: Any) -> Any:
+            answer = dict(real.delete_objects(**kwargs))
+            answer["Errors"] = [
+                {"Key": "p/absent", "Code": "NoSuchKey", "Message": "gone"},
+                {"Key": s3.key(KEY), "Code": "AccessDenied", "Message": "Access Denied"},
+            ]
+            return answer
+
+    s3.client = Refusing()
+    with pytest.raises(ClientError, match="AccessDenied"):
+        await s3.delete_many([KEY, f"{NS}/blobs/ab/absent"])

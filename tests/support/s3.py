@@ -15,9 +15,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cargobay.storage.s3 import S3Store
 from tests.support.peers import CACHE, in_ci
 from tests.support.server import free_port
 
@@ -119,3 +121,26 @@ def start_s3_server() -> S3Server:
         if in_ci():
             raise
         pytest.skip(f"versitygw could not start: {exc}")
+
+
+class Calls:
+    """Counts an S3 store's client operations by name (wraps ``store.client``)."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.names: list[str] = []
+        client = store.client
+        calls = self
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                attribute = getattr(client, name)
+                if not callable(attribute):
+                    return attribute
+
+                def counted(*args: Any, **kwargs: Any) -> Any:
+                    calls.names.append(name)
+                    return attribute(*args, **kwargs)
+
+                return counted
+
+        store.client = Counting()

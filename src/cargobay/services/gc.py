@@ -10,7 +10,8 @@ A run of one registry goes through phases:
 3. ``blobs``: blobs no manifest references (layers, configs, referrer payloads, blobs uploaded or
    mounted and never referenced, those of deleted repositories) whose last reference change is
    older than the grace period. Each batch is one transaction that locks, re-checks the references
-   and deletes the rows (see ``db.queries.gc.collect_blobs``); the bytes go after it commits.
+   and deletes the rows (see ``db.queries.gc.collect_blobs``); the bytes go after it commits, a
+   few batches' at once while the next transactions run (on S3 a DeleteObjects request a batch).
 4. ``objects``: objects still queued for deletion (a crash after a commit, a deleted registry).
 5. ``sweep``: a paced listing of the registry's namespace in the blob store, the only listing
    anywhere: objects no row names (crash leftovers, interrupted sealing) are deleted once they are
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -58,6 +60,7 @@ log = get_logger("cargobay.gc")
 
 KIND = "gc.registry"  # the job of one registry's run (scheduled windows, API requests)
 BATCH = 500  # reviews per deletion transaction: short enough that writers hardly wait
+DELETING_BATCHES = 4  # batches whose bytes are deleted at once, beside the next batch's transaction
 STALE_AFTER = timedelta(minutes=5)  # a running run without progress for this long was interrupted
 MANIFEST_PASSES = 10  # deleting an index or a subject can make more manifests collectable
 RUN_LIST_LIMIT = 100
@@ -289,7 +292,7 @@ class GarbageCollector:
             report.blobs_freed, report.bytes_freed = estimate.items, estimate.bytes
             return
         after = None
-        deleting: asyncio.Task[int] | None = None
+        deleting: deque[asyncio.Future[int]] = deque()
         try:
             while await gc.blobs_due(self.db, registry_id, cutoff, after):  # a read spares a write lock
                 crash_point("gc.blob_batch")
@@ -301,16 +304,20 @@ class GarbageCollector:
                 report.blobs_freed += len(batch.freed)
                 report.bytes_freed += batch.freed_bytes
                 crash_point("gc.rows_deleted")
-                # The bytes of this batch go while the next batch's transaction runs.
-                if deleting is not None:
-                    report.objects_deleted += await deleting
-                deleting = asyncio.ensure_future(self._delete(batch.freed)) if batch.freed else None
+                # The bytes of a batch go while the next batches' transactions run.
+                if batch.freed:
+                    while len(deleting) >= DELETING_BATCHES:
+                        report.objects_deleted += await deleting.popleft()
+                    deleting.append(asyncio.ensure_future(self._delete(batch.freed)))
                 await tracker.advance(batch.examined)
                 if batch.examined < self.batch:
                     break
         finally:
-            if deleting is not None:
-                report.objects_deleted += await deleting
+            done = await asyncio.gather(*deleting, return_exceptions=True)
+            report.objects_deleted += sum(n for n in done if isinstance(n, int))
+            failed = next((e for e in done if isinstance(e, BaseException)), None)
+            if failed is not None:
+                raise failed
 
     async def _delete(self, objects: Sequence[FreedObject]) -> int:
         return await object_deletions.delete_batch(self.db, self.store, objects)

@@ -19,33 +19,39 @@ from cargobay.services.blobs import object_key
 from cargobay.storage.base import BlobStore, split_key
 
 DELETE_CONCURRENCY = 32  # deletes in flight at once (object stores answer each in tens of ms)
+DELETE_KEYS = 1000  # keys per ``delete_many`` call: what one S3 DeleteObjects request takes
 BATCH = 500
 
 
 async def delete_objects(
     store: BlobStore, objects: Sequence[FreedObject], concurrency: int = DELETE_CONCURRENCY
 ) -> None:
-    """Delete the objects from the store, ``concurrency`` at a time.
+    """Delete the objects from the store, ``concurrency`` calls at a time.
 
-    A filesystem delete is a quick blocking call: yielding after each one keeps the event loop
-    answering requests while thousands go.
+    Objects go in batches of ``DELETE_KEYS`` through ``delete_many`` (on S3 one DeleteObjects request
+    for up to 1,000 keys rather than a DeleteObject each; on files one worker thread per batch, off
+    the event loop); what an upload left (its writer's state says where) goes one upload at a time.
     """
     if not objects:
         return
     slots = asyncio.Semaphore(concurrency)
 
-    async def one(item: FreedObject) -> None:
-        async with slots:
-            if item.staged:  # an upload's: what its writer left, and an object a crashed finish published
-                namespace, object_id = split_key(item.key)
-                final_key = object_key(namespace, object_id)
-                await store.discard(final_key, json.loads(item.writer_state) if item.writer_state else None)
-                await store.delete(final_key)
-            else:
-                await store.delete(item.key)
-            await asyncio.sleep(0)
+    async def staged(item: FreedObject) -> None:
+        async with slots:  # an upload's: what its writer left, and an object a crashed finish published
+            namespace, object_id = split_key(item.key)
+            final_key = object_key(namespace, object_id)
+            await store.discard(final_key, json.loads(item.writer_state) if item.writer_state else None)
+            await store.delete(final_key)
 
-    await asyncio.gather(*(one(item) for item in objects))
+    async def batch(keys: Sequence[str]) -> None:
+        async with slots:
+            await store.delete_many(keys)
+
+    keys = [item.key for item in objects if not item.staged]
+    await asyncio.gather(
+        *(batch(keys[start : start + DELETE_KEYS]) for start in range(0, len(keys), DELETE_KEYS)),
+        *(staged(item) for item in objects if item.staged),
+    )
 
 
 async def delete_batch(db: Database, store: BlobStore, objects: Sequence[FreedObject]) -> int:

@@ -53,6 +53,7 @@ from cargobay.storage.streams import CHUNK, iterate_in_thread
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part but the last
 PART_SIZE = 8 * 1024 * 1024
 IN_FLIGHT = 2  # parts of a writer in memory at once: one uploading, one filling
+DELETE_KEYS = 1000  # S3's limit of keys in one DeleteObjects request
 PENDING_SUFFIX = ".pending"
 REDIRECT_EXPIRY = 20 * 60  # distribution's default for its S3 driver's redirects
 MAX_REDIRECT_EXPIRY = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
@@ -294,12 +295,25 @@ class S3Store:
         await self.call(self.client.delete_object, Bucket=self.bucket, Key=self.key(key))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": self.key(k)} for k in keys[start : start + 1000]]
-            if batch:
-                await self.call(
-                    self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-                )
+        """One DeleteObjects request per 1,000 keys, sent at once (the pool bounds them). A key the
+        server could not delete (anything but absent) fails the call, as a DeleteObject would."""
+        await asyncio.gather(
+            *(
+                self.call(self._delete_objects, keys[start : start + DELETE_KEYS])
+                for start in range(0, len(keys), DELETE_KEYS)
+            )
+        )
+
+    def _delete_objects(self, keys: Sequence[str]) -> None:
+        answer = self.client.delete_objects(
+            Bucket=self.bucket, Delete={"Objects": [{"Key": self.key(k)} for k in keys], "Quiet": True}
+        )
+        failed = [e for e in answer.get("Errors") or [] if str(e.get("Code")) not in _NOT_FOUND]
+        if failed:
+            first = failed[0]
+            message = f"{len(failed)} of {len(keys)} keys not deleted, first {first.get('Key')}: "
+            error = {"Code": str(first.get("Code")), "Message": message + str(first.get("Message"))}
+            raise ClientError({"Error": error}, "DeleteObjects")
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
         full = self.location.prefix + prefix.lstrip("/")

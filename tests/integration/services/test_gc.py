@@ -3,10 +3,13 @@ is never collected, storage usage, dry runs, the sweep, runs and their rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -29,7 +32,9 @@ from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import NotFound, PermissionDenied, UploadUnknown
 from cargobay.runtime import Runtime, assemble
+from cargobay.services.gc import DELETING_BATCHES
 from cargobay.services.gc_runs import Progress
+from cargobay.storage.base import BlobStore
 from cargobay.storage.factory import open_store
 from cargobay.storage.s3 import MIN_PART, S3Store
 from cargobay.storage.sealing import PlainSealer
@@ -45,7 +50,7 @@ from tests.support.gc import (
     upload,
 )
 from tests.support.images import sha256
-from tests.support.s3 import S3Server
+from tests.support.s3 import Calls, S3Server
 
 HOUR = timedelta(hours=1)
 ZERO = timedelta(0)
@@ -97,6 +102,36 @@ async def test_referenced_blobs_are_never_collected(rt: Runtime, registry_id: st
     assert blob_digests(rt.db, registry_id) == set(image.blobs)
     assert _count(rt.db, GcBlobReview) == 0  # reviewed, found referenced: out of the queue
     assert await check_references_intact(rt) == 3
+
+
+class Deletions:
+    """A store whose batch deletes take a while, counting how many run at once."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store, self.running, self.most = store, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        await self.store.delete_many(keys)
+        self.running -= 1
+
+
+async def test_the_bytes_of_several_batches_are_deleted_at_once(
+    rt: Runtime, registry_id: str, contract_number: int
+) -> None:
+    await push_image(rt, registry_id, "drop", "v1", [b"layer %d" % i for i in range(19)])
+    await rt.services.repositories.delete(owner(contract_number), registry_id, "drop")
+    deletions = Deletions(rt.store)
+    rt.services.gc.store, rt.services.gc.batch = deletions, 2  # type: ignore[assignment]
+    report = await rt.services.gc.collect(registry_id, grace=ZERO, sweep=False)
+    assert report.blobs_freed == report.objects_deleted == 20  # ten batches
+    assert deletions.most == DELETING_BATCHES
+    assert _files(rt.settings.data_dir) == set()
 
 
 async def test_deleting_a_repository_frees_its_unique_layers_and_keeps_shared_ones(
@@ -437,35 +472,55 @@ async def test_an_upload_that_expired_while_finishing_records_nothing(rt: Runtim
     assert _count(rt.db, Blob) == 0 and _files(rt.settings.data_dir) == set()
 
 
+@pytest.fixture
+async def s3_rt(
+    db: Database, db_url: str, tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Runtime]:
+    """A runtime whose blobs live in a bucket of their own on the session's versitygw (5 MiB parts)."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    store = open_store(s3_server.url(s3_server.new_bucket(), "p", part_size=str(MIN_PART)))
+    try:
+        yield assemble(Settings(data_dir=tmp_path, database_url=db_url), db, store, PlainSealer())
+    finally:
+        await store.close()
+
+
 async def test_a_registry_delete_on_s3_aborts_its_open_multipart_uploads(
-    db: Database,
-    db_url: str,
-    tmp_path: Path,
-    registry_id: str,
-    contract_number: int,
-    s3_server: S3Server,
-    monkeypatch: pytest.MonkeyPatch,
+    s3_rt: Runtime, registry_id: str, contract_number: int
 ) -> None:
     """The outbox keeps an upload writer's state: the multipart upload and the pending object of an
     upload in progress go with the registry, though no listing could find the multipart upload."""
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    bucket = s3_server.new_bucket()
-    store = open_store(s3_server.url(bucket, "p", part_size=str(MIN_PART)))
+    rt, store = s3_rt, s3_rt.store
     assert isinstance(store, S3Store)
-    rt = assemble(Settings(data_dir=tmp_path, database_url=db_url), db, store, PlainSealer())
-    try:
-        await push_image(rt, registry_id, "app", "v1", [b"layer"])
-        open_upload = await rt.services.uploads.start(registry_id, "app")
+    await push_image(rt, registry_id, "app", "v1", [b"layer"])
+    open_upload = await rt.services.uploads.start(registry_id, "app")
 
-        async def body():  # type: ignore[no-untyped-def]
-            yield b"x" * (MIN_PART + 1000)  # one part, and a pending object for the rest
+    async def body():  # type: ignore[no-untyped-def]
+        yield b"x" * (MIN_PART + 1000)  # one part, and a pending object for the rest
 
-        await rt.services.uploads.append(open_upload, body(), None, None)
-        client = store.client
-        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads")
-        await rt.services.registries.delete(owner(contract_number), registry_id)
-        assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
-        assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
-    finally:
-        await store.close()
+    await rt.services.uploads.append(open_upload, body(), None, None)
+    client, bucket = store.client, store.bucket
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    await rt.services.registries.delete(owner(contract_number), registry_id)
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+async def test_a_collection_on_s3_deletes_the_freed_objects_in_batches(
+    s3_rt: Runtime, registry_id: str, contract_number: int
+) -> None:
+    """A batch of freed blobs leaves the bucket in one DeleteObjects request, not a DeleteObject each
+    (object stores answer each request in tens of milliseconds)."""
+    rt, store = s3_rt, s3_rt.store
+    assert isinstance(store, S3Store)
+    await push_image(rt, registry_id, "keep", "v1", [b"kept layer"])
+    await push_image(rt, registry_id, "drop", "v1", [b"dropped layer %d" % i for i in range(30)])
+    await rt.services.repositories.delete(owner(contract_number), registry_id, "drop")
+    calls = Calls(store)
+    report = await rt.services.gc.collect(registry_id, grace=ZERO, sweep=False)
+    assert report.blobs_freed == 31  # 30 layers and a config
+    assert calls.names.count("delete_objects") == 1 and "delete_object" not in calls.names
+    named = rt.db.read_sync(lambda s: set(s.scalars(select(Blob.object_key))))
+    assert {key async for key in store.list(f"{registry_id}/")} == named
+    assert await check_references_intact(rt) == 2
