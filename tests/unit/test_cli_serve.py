@@ -43,7 +43,9 @@ def test_serve_runs_jobs_in_process_unless_told_not_to(
 def test_serve_removes_its_metrics_directory_when_settings_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # undone after the test
+    # Set first, so what the command writes into the environment is undone after the test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.setenv("CARGOBAY_LISTEN", "")
     monkeypatch.setattr(serving.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("CARGOBAY_DATA_DIR", str(tmp_path / "data"))
     result = CliRunner().invoke(cli.app, ["serve", "--listen", "nowhere"])

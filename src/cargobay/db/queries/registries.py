@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,22 +42,27 @@ class InfoMemory:
     """
 
     def __init__(self) -> None:
-        self._known: dict[str, tuple[float, int, RegistryInfo]] = {}
+        # per database: a process (a test run, say) may hold several installations
+        self._known: weakref.WeakKeyDictionary[Database, dict[str, tuple[float, int, RegistryInfo]]]
+        self._known = weakref.WeakKeyDictionary()
         self._generation = 0
 
     async def by_name(self, db: Database, name: str) -> RegistryInfo | None:
         now = time.monotonic()
-        known = self._known.get(name)
+        known_here = self._known.get(db)
+        if known_here is None:
+            known_here = self._known[db] = {}
+        known = known_here.get(name)
         if known is not None and known[0] > now and known[1] == self._generation:
             return known[2]
         generation = self._generation
         info = await info_by_name(db, name)
         if info is None:
-            self._known.pop(name, None)
+            known_here.pop(name, None)
         elif generation == self._generation:
-            if len(self._known) >= _REMEMBERED_INFOS:
-                self._known.clear()
-            self._known[name] = (now + INFO_SECONDS, generation, info)
+            if len(known_here) >= _REMEMBERED_INFOS:
+                known_here.clear()
+            known_here[name] = (now + INFO_SECONDS, generation, info)
         return info
 
     def forget(self) -> None:
