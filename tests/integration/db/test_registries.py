@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -137,3 +138,26 @@ async def test_a_read_that_raced_a_change_is_not_remembered(
     assert (await memory.by_name(db, "alpha")).allowlist == ("10.0.0.0/8",)  # type: ignore[union-attr]
     monkeypatch.setattr(rows, "info_by_name", read)
     assert (await memory.by_name(db, "alpha")).allowlist == ("192.0.2.0/24",)  # type: ignore[union-attr]
+
+
+async def test_the_memory_keeps_each_database_apart(
+    db: Database, contract_number: int, tmp_path: Path, sqlite_template: Path
+) -> None:
+    import shutil
+
+    from cargobay.db.queries import registries as rows
+    from cargobay.services import tenancy
+
+    other_path = tmp_path / "other.db"
+    shutil.copyfile(sqlite_template, other_path)
+    other = Database(f"sqlite:///{other_path}")
+    try:
+        other_contract = other.write_sync(lambda s: tenancy.create_contract(s, "other").number)
+        here = db.write_sync(_create, contract_number, "alpha")
+        there = other.write_sync(_create, other_contract, "alpha")
+        memory = rows.InfoMemory()
+        assert (await memory.by_name(db, "alpha")).id == here  # type: ignore[union-attr]
+        assert (await memory.by_name(other, "alpha")).id == there  # type: ignore[union-attr]
+        assert (await memory.by_name(db, "alpha")).id == here  # type: ignore[union-attr]
+    finally:
+        other.dispose()
