@@ -36,7 +36,7 @@ run: install
 
 # One pytest worker per core (at most 4); each worker takes a whole file at a time, so a module-scoped
 # server starts once. PYTEST_PARALLEL= runs everything in one process.
-PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
+PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test: install-test peers-test
 	$(BIN)/pytest tests $(PYTEST_PARALLEL) $(PYTEST_ARGS)

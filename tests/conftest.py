@@ -138,9 +138,10 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
     return random.Random(request.node.nodeid)
 
 
-# The files that take minutes each (GC under crashes and load, the benchmark smoke runs). xdist's
-# `--dist loadfile` hands whole files to workers in collection order, so these go first and run beside
-# the many short files instead of alone at the end (they were the last 10 minutes of a 17-minute run).
+# The files that take minutes each (GC under crashes and load, the benchmark smoke runs). With
+# `--dist loadfile --no-loadscope-reorder` (the Makefile) xdist hands whole files to workers in
+# collection order, so these go first and run beside the many short files instead of alone at the end
+# (xdist's default order, most tests first, put them last: the last 10 minutes of a 17-minute run).
 LONGEST_FIRST = (
     "tests/e2e/test_gc_crash.py",
     "tests/e2e/test_gc_stress.py",
