@@ -257,3 +257,48 @@ async def test_tags_page_in_lexical_order(db: Database, registry_id: str, manife
     assert await manifests.tags(registry_id, "app", 2, None) == ["a", "a1"]
     assert await manifests.tags(registry_id, "app", 2, "a1") == ["b", "c"]
     assert await manifests.tags(registry_id, "nothing", None, None) is None
+
+
+def test_two_pushes_of_a_new_tag_at_once_both_succeed(db: Database, registry_id: str) -> None:
+    """Force the race: both transactions find no tag to lock, then both set it (PostgreSQL; SQLite
+    writers queue). The second waits for the first, finds its row and moves the tag."""
+    import asyncio
+
+    from cargobay.db.queries import manifests as manifest_rows
+    from cargobay.db.types import utcnow
+
+    config = _blob(db, registry_id, "race/app", b"{}")
+    service = ManifestService(db, PlainSealer())
+    pushed = [
+        asyncio.run(service.put(registry_id, "race/app", f"v{i}", _image(config, [], f"{i}"), OCI_MANIFEST))
+        for i in range(2)
+    ]
+    manifest_ids = [
+        db.read_sync(lambda s, d=p.digest: s.scalar(select(Manifest.id).where(Manifest.digest == d)))
+        for p in pushed
+    ]
+    repository_id = db.read_sync(
+        lambda s: s.scalar(select(Repository.id).where(Repository.name == "race/app"))
+    )
+    looked = threading.Barrier(1 if db.is_sqlite else 2)
+    errors: list[BaseException] = []
+
+    def racer(manifest_id: int) -> None:
+        def work(session: Session) -> None:
+            assert session.get(Tag, (repository_id, "latest")) is None or db.is_sqlite
+            looked.wait()
+            manifest_rows.set_tag(session, repository_id, "latest", manifest_id, utcnow())
+
+        try:
+            db.write_sync(work)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=racer, args=(m,)) for m in manifest_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    tags = db.read_sync(lambda s: s.execute(select(Tag.manifest_id).where(Tag.name == "latest")).all())
+    assert len(tags) == 1 and tags[0][0] in manifest_ids

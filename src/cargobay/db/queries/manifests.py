@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
@@ -127,15 +129,30 @@ def lock_subject(session: Session, repository_id: int, digest: str) -> None:
 
 
 def set_tag(session: Session, repository_id: int, tag: str, manifest_id: int, now: datetime) -> None:
-    """Point the tag at the manifest; a manifest the tag leaves is queued for review."""
+    """Point the tag at the manifest; a manifest the tag leaves is queued for review.
+
+    Two pushes of a tag nobody had yet may run at once (on PostgreSQL neither finds a row to lock):
+    one inserts it, the other's insert waits for that one to commit, does nothing, and then moves
+    the tag it now finds, as if it had come second.
+    """
     existing = session.get(Tag, (repository_id, tag), with_for_update=True)
     if existing is None:
-        session.add(Tag(repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now))
-    else:
-        if existing.manifest_id != manifest_id:
-            gc.note_manifests(RawTx.of(session), [existing.manifest_id], now)
-        existing.manifest_id = manifest_id
-        existing.updated_at = now
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        added = session.execute(
+            insert(Tag)
+            .values(repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[Tag.repository_id, Tag.name])
+        )
+        if getattr(added, "rowcount", 1) == 1:
+            return
+        existing = session.get(Tag, (repository_id, tag), with_for_update=True, populate_existing=True)
+        if existing is None:  # inserted and deleted again meanwhile: add it after all
+            session.add(Tag(repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now))
+            return
+    if existing.manifest_id != manifest_id:
+        gc.note_manifests(RawTx.of(session), [existing.manifest_id], now)
+    existing.manifest_id = manifest_id
+    existing.updated_at = now
 
 
 def count_push(session: Session, repository_id: int, now: datetime) -> None:
