@@ -136,6 +136,7 @@ class ScanService:
         self.store = store
         self.sealer = sealer
         self.vulndb = vulndb
+        self._verdicts = matcher.MatchMemo()  # images on one base: their packages are matched once
 
     # -- sealed JSON -------------------------------------------------------------------------------
     async def _seal(self, registry_id: str, context: bytes, value: Callable[[], Any]) -> bytes:
@@ -379,7 +380,7 @@ class ScanService:
         records = await self._records(sorted(matcher.lookup_keys(inventory)))
 
         def run() -> list[FindingRow]:
-            found = matcher.match(inventory, lambda e, n: records.get((e, n), ()))
+            found = matcher.match(inventory, lambda e, n: records.get((e, n), ()), self._verdicts)
             return rows_from_findings(found)
 
         return await asyncio.to_thread(run)
@@ -434,7 +435,7 @@ class ScanService:
                     if (key, signature) not in memo:
                         packages = json.loads(signature)
                         image = ImageInventory(None, tuple(ImagePackage.from_json(p) for p in packages))
-                        found = matcher.match(image, lambda e, n: records.get((e, n), []))
+                        found = matcher.match(image, lambda e, n: records.get((e, n), []), self._verdicts)
                         memo[(key, signature)] = [compact(f) for f in found]
                     mine[key] = (signature, memo[(key, signature)])
             return out
