@@ -64,8 +64,10 @@ class Finding:
     urgency: str
     locations: tuple[Location, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, texts: bool = True) -> dict[str, Any]:
+        """The finding as JSON; without ``texts``, no summary, details and references (what is stored
+        with an artifact's findings: the texts stay in the vulnerability database)."""
+        data = {
             "id": self.id,
             "aliases": list(self.aliases),
             "package": self.package,
@@ -79,15 +81,15 @@ class Finding:
             "severity": self.severity,
             "score": self.score,
             "cvss_vector": self.cvss_vector,
-            "summary": self.summary,
-            "details": self.details,
-            "references": list(self.references),
             "data_source": list(self.data_source),
             "published": self.published,
             "modified": self.modified,
             "urgency": self.urgency,
             "locations": [loc.to_json() for loc in self.locations],
         }
+        if texts:
+            data.update(summary=self.summary, details=self.details, references=list(self.references))
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, union
@@ -96,14 +96,6 @@ _READ = (
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
-
-
-def _time(value: Any) -> datetime | None:
-    """A UtcDateTime read raw: SQLite gives its text, PostgreSQL a naive datetime."""
-    if value is None:
-        return None
-    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return parsed.replace(tzinfo=UTC)
 
 
 def _insert_rows(
@@ -224,8 +216,8 @@ def findings(
                 severity=int(severity),
                 score=float(score) if score is not None else None,
                 fixable=bool(fixable),
-                published_at=_time(published),
-                updated_at=_time(updated),
+                published_at=RawTx.time(published),
+                updated_at=RawTx.time(updated),
                 aliases=tuple(sorted(aliases.get(vuln, ()))),
                 keys=str(keys),
                 matches=list(data.get("matches", [])),
