@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -199,6 +199,7 @@ class RawTx:
         self._cursor = cursor
         self.is_sqlite = is_sqlite
         self._bind_timestamp = bind_timestamp
+        self._stamps: dict[datetime, Any] = {}
 
     @classmethod
     def of(cls, session: Session) -> RawTx:
@@ -229,7 +230,19 @@ class RawTx:
             self._cursor.executemany(sql if self.is_sqlite else _pyformat(sql), rows)
 
     def timestamp(self, value: datetime) -> Any:
-        return self._bind_timestamp(value)
+        """What a ``UtcDateTime`` column stores for ``value`` (kept: the rows of a batch share times)."""
+        bound = self._stamps.get(value)
+        if bound is None:
+            bound = self._stamps[value] = self._bind_timestamp(value)
+        return bound
+
+    @staticmethod
+    def time(value: Any) -> datetime | None:
+        """A ``UtcDateTime`` read raw (SQLite gives its text, PostgreSQL a naive datetime) as aware UTC."""
+        if value is None:
+            return None
+        parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return parsed.replace(tzinfo=UTC)
 
 
 def timestamp_binder(dialect: Dialect) -> Callable[[datetime], Any]:

@@ -64,8 +64,10 @@ class Finding:
     urgency: str
     locations: tuple[Location, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, texts: bool = True) -> dict[str, Any]:
+        """The finding as JSON; without ``texts``, no summary, details and references (what is stored
+        with an artifact's findings: the texts stay in the vulnerability database)."""
+        data = {
             "id": self.id,
             "aliases": list(self.aliases),
             "package": self.package,
@@ -79,15 +81,15 @@ class Finding:
             "severity": self.severity,
             "score": self.score,
             "cvss_vector": self.cvss_vector,
-            "summary": self.summary,
-            "details": self.details,
-            "references": list(self.references),
             "data_source": list(self.data_source),
             "published": self.published,
             "modified": self.modified,
             "urgency": self.urgency,
             "locations": [loc.to_json() for loc in self.locations],
         }
+        if texts:
+            data.update(summary=self.summary, details=self.details, references=list(self.references))
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
@@ -236,10 +238,29 @@ def _fixed(scheme: str | None, hits: Iterable[Hit]) -> str:
     return best
 
 
-def _finding(group: _Group, pkg: ImagePackage) -> Finding:
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What the records of one vulnerability say about one version of a package key: everything of
+    a finding but the installed package."""
+
+    id: str
+    aliases: tuple[str, ...]
+    fixed_version: str
+    severity: str
+    score: float | None
+    cvss_vector: str
+    summary: str
+    details: str
+    references: tuple[str, ...]
+    data_source: tuple[str, ...]
+    published: str
+    modified: str
+    urgency: str
+
+
+def _verdict(group: _Group, scheme: str | None) -> _Verdict:
     entries = sorted(group.records.values(), key=lambda rh: _rank(rh[0], group.id))
     all_hits = [h for _, hits in entries for h in hits]
-    scheme = versions.scheme_of(pkg.ecosystem)
     severities: list[Severity] = []
     aliases: dict[str, None] = {}
     references: dict[str, None] = {}
@@ -255,20 +276,12 @@ def _finding(group: _Group, pkg: ImagePackage) -> Finding:
         urgency = urgency or _urgency(hits, record)
     score = severity.best_score(severities)
     text = next((r for r, _ in entries if r.summary or r.details), None)
-    fixed = _fixed(scheme, all_hits)
     published = [r.published for r, _ in entries if r.published]
     modified = [r.modified for r, _ in entries if r.modified]
-    return Finding(
+    return _Verdict(
         id=group.id,
         aliases=tuple(sorted(aliases)),
-        package=pkg.name,
-        purl=pkg.purl,
-        installed_version=pkg.version,
-        ecosystem=pkg.ecosystem,
-        source_name=pkg.source_name,
-        source_version=pkg.source_version,
-        fixed_version=fixed,
-        fixable=bool(fixed),
+        fixed_version=_fixed(scheme, all_hits),
         severity=severity.bucket(score.base if score else None),
         score=score.base if score else None,
         cvss_vector=score.vector if score else "",
@@ -279,28 +292,84 @@ def _finding(group: _Group, pkg: ImagePackage) -> Finding:
         published=min(published) if published else "",
         modified=max(modified) if modified else "",
         urgency=urgency,
+    )
+
+
+def _finding(verdict: _Verdict, pkg: ImagePackage) -> Finding:
+    return Finding(
+        id=verdict.id,
+        aliases=verdict.aliases,
+        package=pkg.name,
+        purl=pkg.purl,
+        installed_version=pkg.version,
+        ecosystem=pkg.ecosystem,
+        source_name=pkg.source_name,
+        source_version=pkg.source_version,
+        fixed_version=verdict.fixed_version,
+        fixable=bool(verdict.fixed_version),
+        severity=verdict.severity,
+        score=verdict.score,
+        cvss_vector=verdict.cvss_vector,
+        summary=verdict.summary,
+        details=verdict.details,
+        references=verdict.references,
+        data_source=verdict.data_source,
+        published=verdict.published,
+        modified=verdict.modified,
+        urgency=verdict.urgency,
         locations=(Location(pkg.path, pkg.layer, pkg.location),),
     )
 
 
-def match(inventory: ImageInventory, advisories: Advisories) -> list[Finding]:
-    """Findings for every matchable package, sorted by package, version and id."""
-    cache: dict[tuple[str, str, str], list[_Group]] = {}
+class MatchMemo:
+    """Verdicts kept across matches, by package key, version and the records (id, modified) behind
+    them: images on one base ask the same questions of the same records, which an import changes.
+    Bounded: emptied when full. Safe to share between threads (single dict operations)."""
+
+    def __init__(self, size: int = 1 << 15) -> None:
+        self._items: dict[Any, list[_Verdict]] = {}
+        self._size = size
+
+    def get(self, key: Any) -> list[_Verdict] | None:
+        return self._items.get(key)
+
+    def put(self, key: Any, verdicts: list[_Verdict]) -> None:
+        if len(self._items) >= self._size:
+            self._items.clear()
+        self._items[key] = verdicts
+
+
+def _verdicts(records: Iterable[OsvRecord], ecosystem: str, name: str, version: str) -> list[_Verdict]:
+    matched = []
+    for record in records:
+        hits = record_hits(record, ecosystem, name, version)
+        if hits:
+            matched.append((record, hits))
+    scheme = versions.scheme_of(ecosystem)
+    return [_verdict(group, scheme) for group in _groups(matched)]
+
+
+def match(inventory: ImageInventory, advisories: Advisories, memo: MatchMemo | None = None) -> list[Finding]:
+    """Findings for every matchable package, sorted by package, version and id; ``memo`` keeps what
+    the records say about each (key, version) for later matches."""
+    cache: dict[tuple[str, str, str], list[_Verdict]] = {}
     findings: dict[tuple[str, str, str, str], Finding] = {}
     for pkg in inventory.packages:
         if not pkg.ecosystem or versions.scheme_of(pkg.ecosystem) is None:
             continue
         key = (pkg.ecosystem, normalize_name(pkg.ecosystem, pkg.match_name), pkg.match_version)
-        groups = cache.get(key)
-        if groups is None:
-            matched = []
-            for record in advisories(key[0], key[1]):
-                hits = record_hits(record, pkg.ecosystem, pkg.match_name, pkg.match_version)
-                if hits:
-                    matched.append((record, hits))
-            groups = cache[key] = _groups(matched)
-        for group in groups:
-            finding = _finding(group, pkg)
+        verdicts = cache.get(key)
+        if verdicts is None:
+            records = tuple(advisories(key[0], key[1]))
+            shared = (key, tuple((r.id, r.modified) for r in records))
+            verdicts = memo.get(shared) if memo is not None else None
+            if verdicts is None:
+                verdicts = _verdicts(records, pkg.ecosystem, pkg.match_name, pkg.match_version)
+                if memo is not None:
+                    memo.put(shared, verdicts)
+            cache[key] = verdicts
+        for verdict in verdicts:
+            finding = _finding(verdict, pkg)
             fkey = (finding.id, pkg.ecosystem, pkg.purl or pkg.name, pkg.version)
             previous = findings.get(fkey)
             if previous is None:

@@ -24,7 +24,6 @@ from cargobay.services.vulndb import parse_time
 
 RANKS = {level: rank for rank, level in enumerate(severity.LEVELS)}  # unknown 0 .. critical 5
 NONE_RANK = RANKS[severity.NONE]
-_TEXT_FIELDS = ("summary", "details", "references")
 _BY_SOURCE = (versions.DPKG, versions.APK)
 
 Key = tuple[str, str]
@@ -72,10 +71,7 @@ def inventory_keys(
 
 
 def compact(finding: Finding) -> dict[str, Any]:
-    data = finding.to_json()
-    for name in _TEXT_FIELDS:
-        data.pop(name, None)
-    return data
+    return finding.to_json(texts=False)
 
 
 def _rank(match: dict[str, Any]) -> int:

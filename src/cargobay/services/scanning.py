@@ -136,6 +136,7 @@ class ScanService:
         self.store = store
         self.sealer = sealer
         self.vulndb = vulndb
+        self._verdicts = matcher.MatchMemo()  # images on one base: their packages are matched once
 
     # -- sealed JSON -------------------------------------------------------------------------------
     async def _seal(self, registry_id: str, context: bytes, value: Callable[[], Any]) -> bytes:
@@ -379,7 +380,7 @@ class ScanService:
         records = await self._records(sorted(matcher.lookup_keys(inventory)))
 
         def run() -> list[FindingRow]:
-            found = matcher.match(inventory, lambda e, n: records.get((e, n), ()))
+            found = matcher.match(inventory, lambda e, n: records.get((e, n), ()), self._verdicts)
             return rows_from_findings(found)
 
         return await asyncio.to_thread(run)
@@ -434,7 +435,7 @@ class ScanService:
                     if (key, signature) not in memo:
                         packages = json.loads(signature)
                         image = ImageInventory(None, tuple(ImagePackage.from_json(p) for p in packages))
-                        found = matcher.match(image, lambda e, n: records.get((e, n), []))
+                        found = matcher.match(image, lambda e, n: records.get((e, n), []), self._verdicts)
                         memo[(key, signature)] = [compact(f) for f in found]
                     mine[key] = (signature, memo[(key, signature)])
             return out
@@ -460,7 +461,8 @@ class ScanService:
         An artifact's findings are a function of its packages and the database version it was matched
         at: artifacts scanned at the same version whose changed keys hold the same packages (images on
         one base) get the same new findings, so one of them is worked out and the others copy it,
-        unless a finding there spans several packages keys (then each is worked out on its own).
+        unless a finding it rewrites also has packages of other keys, in it or in the other (then
+        each is worked out on its own: those packages differ between images).
         """
         todo: dict[int, _Rematch] = {}
         current: list[int] = []
@@ -481,21 +483,29 @@ class ScanService:
         if not todo:
             return 0
         first = self._rematch_many(session, {ids[0]: todo[ids[0]] for ids in groups.values()})
-        replacements = [r for r, _ in first.values() if r is not None]
+        replacements = [r.replacement for r in first.values() if r.replacement is not None]
         alone: dict[int, _Rematch] = {}
         for ids in groups.values():
-            replacement, shareable = first[ids[0]]
-            for other in ids[1:]:
-                if not shareable:
+            worked, others = first[ids[0]], ids[1:]
+            if others and worked.closed:
+                stored = findings.finding_keys_by_id(session, others, sorted(worked.relevant))
+                lines = todo[ids[0]].lines
+                beyond = {m for m, rows in stored.items() if any(not _within(f.keys, lines) for f in rows)}
+            else:
+                beyond = set(others)
+            for other in others:
+                if other in beyond:
                     alone[other] = todo[other]
-                elif replacement is not None:
-                    target = todo[other].target
+                elif worked.replacement is not None:
+                    target, replacement = todo[other].target, worked.replacement
                     replacements.append(
                         findings.Replacement(
                             target.id, target.registry_id, replacement.vulnerability_ids, replacement.rows
                         )
                     )
-        replacements += [r for r, _ in self._rematch_many(session, alone).values() if r is not None]
+        replacements += [
+            r.replacement for r in self._rematch_many(session, alone).values() if r.replacement is not None
+        ]
         findings.replace_many(session, replacements)
         scans.save_summaries(
             session, findings.summarize_many(session, list(todo), utcnow(), version, NONE_RANK)
@@ -506,10 +516,8 @@ class ScanService:
             self._reaggregate(session, parent_id, repository_id)
         return len(replacements)
 
-    def _rematch_many(
-        self, session: Session, todo: dict[int, _Rematch]
-    ) -> dict[int, tuple[findings.Replacement | None, bool]]:
-        """(replacement, whether it may be copied) for each artifact, from its stored findings."""
+    def _rematch_many(self, session: Session, todo: dict[int, _Rematch]) -> dict[int, _Rematched]:
+        """What to write for each artifact, from its stored findings."""
         if not todo:
             return {}
         every_line = sorted({line for r in todo.values() for line in r.lines})
@@ -521,12 +529,10 @@ class ScanService:
             }
             affected[manifest_id] = hit | {str(m["id"]) for m in rematch.new}
         old = findings.findings_of(session, affected)
-        out: dict[int, tuple[findings.Replacement | None, bool]] = {}
-        for manifest_id, rematch in todo.items():
-            rows = old.get(manifest_id, [])
-            shareable = all("\n" not in row.keys for row in rows)
-            out[manifest_id] = (_rematched(rematch.target, rows, rematch.lines, rematch.new), shareable)
-        return out
+        return {
+            manifest_id: _rematched(rematch.target, old.get(manifest_id, []), rematch.lines, rematch.new)
+            for manifest_id, rematch in todo.items()
+        }
 
     # -- queueing ----------------------------------------------------------------------------------
     async def queue_registry(self, registry_id: str | None = None) -> int:
@@ -582,14 +588,27 @@ class _Rematch:
     new: list[dict[str, Any]]  # their new matches
 
 
+@dataclass(frozen=True, slots=True)
+class _Rematched:
+    """What a rescan writes for one artifact (None: nothing), the findings it read to work that out
+    (``relevant``), and whether those hold packages of the changed keys only (``closed``: then an
+    artifact with the same packages in those keys, matched at the same version, gets the same)."""
+
+    replacement: findings.Replacement | None
+    relevant: frozenset[str]
+    closed: bool
+
+
 def _rematched(
     target: Rescannable, old_rows: list[FindingRow], lines: set[str], new: list[dict[str, Any]]
-) -> findings.Replacement | None:
-    """The findings to write after the keys ``lines`` were matched again (``new``), or None.
+) -> _Rematched:
+    """The findings to write after the keys ``lines`` were matched again (``new``).
 
     A key whose matches came out as before (its advisories were republished with a newer
     ``modified`` and nothing else, which osv.dev does daily) changes nothing; only the findings of
-    keys whose matches differ are rebuilt, and of those only the ones that differ are written.
+    keys whose matches differ are rebuilt, with the matches of other keys they hold (a vulnerability
+    a new advisory adds to a package may already be on another), and of those only the ones that
+    differ are written.
     """
     before: dict[str, list[dict[str, Any]]] = {}
     for row in old_rows:
@@ -604,21 +623,22 @@ def _rematched(
         line for line in lines if _matches_print(before.get(line, [])) != _matches_print(after.get(line, []))
     }
     if not moved:
-        return None
-    touched = [row for row in old_rows if _has_line(row.keys, moved)]
+        return _Rematched(None, frozenset(), closed=True)
+    arriving = [m for line in moved for m in after.get(line, [])]
+    arriving_ids = {str(m["id"]) for m in arriving}
+    touched = [row for row in old_rows if _has_line(row.keys, moved) or row.vulnerability_id in arriving_ids]
     kept = [m for row in touched for m in row.matches if key_line(match_key(m)) not in moved]
-    rebuilt = {
-        row.vulnerability_id: row
-        for row in rows_from_matches(kept + [m for line in moved for m in after.get(line, [])])
-    }
+    rebuilt = {row.vulnerability_id: row for row in rows_from_matches(kept + arriving)}
     previous = {row.vulnerability_id: row for row in touched}
     write = [row for ident, row in rebuilt.items() if _row_print(previous.get(ident)) != _row_print(row)]
     gone = set(previous) - set(rebuilt)
-    if not write and not gone:
-        return None
-    return findings.Replacement(
-        target.id, target.registry_id, frozenset(gone | {r.vulnerability_id for r in write}), write
-    )
+    replacement = None
+    if write or gone:
+        replacement = findings.Replacement(
+            target.id, target.registry_id, frozenset(gone | {r.vulnerability_id for r in write}), write
+        )
+    closed = all(_within(row.keys, lines) for row in touched)
+    return _Rematched(replacement, frozenset(previous) | frozenset(rebuilt), closed)
 
 
 def _matches_print(matches: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -655,6 +675,13 @@ def _row_print(row: FindingRow | None) -> tuple[Any, ...] | None:
             for m in row.matches
         ),
     )
+
+
+def _within(keys: str, lines: set[str]) -> bool:
+    """Whether every key line of a finding is one of ``lines``."""
+    if "\n" not in keys:
+        return keys in lines
+    return lines.issuperset(keys.split("\n"))
 
 
 def _has_line(keys: str, lines: set[str]) -> bool:

@@ -27,6 +27,25 @@ def test_datetimes_come_back_aware_in_utc(db: Database, registry_id: str) -> Non
     assert back.tzinfo is UTC and back.hour == 12 and back.microsecond == 123456
 
 
+def test_raw_statements_write_and_read_times_as_the_column_type_does(db: Database, registry_id: str) -> None:
+    written = datetime(2026, 7, 1, 14, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+    def write(session: Session) -> None:
+        tx = RawTx.of(session)
+        assert tx.timestamp(written) is tx.timestamp(written)  # bound once per transaction
+        tx.run("UPDATE registries SET modified_at = ? WHERE id = ?", tx.timestamp(written), registry_id)
+
+    db.write_sync(write)
+    assert db.read_sync(lambda s: s.get(Registry, registry_id).modified_at) == written
+    raw = db.read_sync(
+        lambda s: RawTx.of(s).one("SELECT modified_at FROM registries WHERE id = ?", registry_id)
+    )
+    assert raw is not None
+    back = RawTx.time(raw[0])
+    assert back == written and back is not None and back.tzinfo is UTC
+    assert RawTx.time(None) is None
+
+
 def test_datetime_comparisons_use_utc(db: Database, registry_id: str) -> None:
     at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     db.write_sync(lambda s: s.get(Registry, registry_id).__setattr__("modified_at", at))

@@ -297,3 +297,58 @@ async def test_artifacts_on_one_base_have_their_findings_replaced_together(
     for digest in same:
         assert _row(runtime, digest).vuln_max_severity == RANKS["critical"]
         assert "CVE-2023-4911" in _vulns(runtime, digest)
+
+
+# A GHSA for requests naming the util-linux CVE (made up: one vulnerability on two package keys).
+SAME_CVE_ON_REQUESTS = copy.deepcopy(R.GHSA_REQUESTS) | {
+    "id": "GHSA-test-same-cve0",
+    "modified": "2025-01-01T00:00:00Z",
+    "aliases": ["CVE-2024-28085"],
+}
+
+
+def _packages(runtime: Runtime, digest: str) -> dict[str, set[str]]:
+    """The packages of each vulnerability of an artifact."""
+    rows = runtime.db.read_sync(findings.findings, _row(runtime, digest).id)
+    return {r.vulnerability_id: {str(m["package"]) for m in r.matches} for r in rows}
+
+
+async def test_a_rescan_adding_a_package_to_a_vulnerability_keeps_its_other_packages(
+    runtime: Runtime, push: Pusher, tmp_path: Path
+) -> None:
+    """A new advisory on another package key, naming a CVE the artifact already has (a GHSA for
+    requests aliasing the util-linux CVE, made up for the test): the finding then has both packages,
+    as a fresh scan of the same layers says."""
+    _import(runtime, tmp_path / "one", FIRST)
+    digest = await _push(push, "team/app", [BASE, PYTHON], "before")
+    await run_jobs(runtime)
+    _import(runtime, tmp_path / "two", [SAME_CVE_ON_REQUESTS])
+    await run_jobs(runtime)
+    fresh = await _push(push, "team/fresh", [BASE, PYTHON], "after")
+    await run_jobs(runtime)
+
+    rescanned, scanned = _packages(runtime, digest), _packages(runtime, fresh)
+    assert {"bsdutils", "requests"} <= scanned["CVE-2024-28085"]
+    assert rescanned == scanned
+
+
+async def test_images_sharing_a_rescan_keep_their_own_other_packages(
+    runtime: Runtime, push: Pusher, tmp_path: Path
+) -> None:
+    """Two images with the same Python layer over different bases get the same new matches for
+    requests; only one of them has the CVE already on util-linux: each ends as a fresh scan says."""
+    _import(runtime, tmp_path / "one", FIRST)
+    layers = {"debian": [BASE, PYTHON], "plain": [app_layer("no dpkg"), PYTHON]}
+    digests = {name: await _push(push, f"team/{name}", ls, name) for name, ls in layers.items()}
+    await run_jobs(runtime)
+    _import(runtime, tmp_path / "two", [SAME_CVE_ON_REQUESTS])
+    await run_jobs(runtime)
+    fresh = {
+        name: await _push(push, f"team/{name}-fresh", ls, f"{name} fresh") for name, ls in layers.items()
+    }
+    await run_jobs(runtime)
+
+    for name in layers:
+        assert _packages(runtime, digests[name]) == _packages(runtime, fresh[name]), name
+    assert _packages(runtime, digests["plain"])["CVE-2024-28085"] == {"requests"}
+    assert {"bsdutils", "requests"} <= _packages(runtime, digests["debian"])["CVE-2024-28085"]

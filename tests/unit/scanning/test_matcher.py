@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import copy
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cargobay.scanning import matcher
 from cargobay.scanning.inventory import ImageInventory, merge
 from cargobay.scanning.layers import read_layer
-from cargobay.scanning.matcher import Finding, RecordIndex, lookup_keys, match
+from cargobay.scanning.matcher import Finding, MatchMemo, RecordIndex, lookup_keys, match
 from cargobay.scanning.osv import OsvRecord
 from tests.support import osv_records as R
 from tests.support.scanimages import (
@@ -135,6 +138,43 @@ def test_advisories_without_cve_that_alias_each_other_are_one_finding(image: Ima
     assert [(f.id, f.data_source, f.fixable) for f in found] == [
         ("GHSA-aaaa", ("GHSA-aaaa", "PYSEC-2099-1"), False)
     ]
+
+
+def test_a_memo_answers_again_only_for_the_same_records(
+    image: ImageInventory, findings: dict[tuple[str, str], Finding], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images on one base ask the same (key, version) questions: a memo answers them without
+    evaluating the records again, until a record changes (a new ``modified``)."""
+    memo = MatchMemo()
+    records = [OsvRecord.parse(r) for r in R.ALL]
+    first = match(image, RecordIndex(records), memo)
+    assert {(f.id, f.package): f for f in first} == findings
+    evaluated: list[str] = []
+    real = matcher.record_hits
+
+    def counting(record: OsvRecord, *args: str) -> list[Any]:
+        evaluated.append(record.id)
+        return real(record, *args)
+
+    monkeypatch.setattr(matcher, "record_hits", counting)
+    assert match(image, RecordIndex(records), memo) == first
+    assert evaluated == []
+
+    rescored = copy.deepcopy(R.DEBIAN_CVE_2023_4911)
+    rescored["modified"] = "2025-01-01T00:00:00Z"
+    rescored["severity"] = [{"type": "CVSS_V3", "score": R.V31_LOG4SHELL}]
+    changed = [OsvRecord.parse(rescored) if r.id == rescored["id"] else r for r in records]
+    again = {(f.id, f.package): f for f in match(image, RecordIndex(changed), memo)}
+    assert findings[("CVE-2023-4911", "libc6")].severity == "high"
+    assert again[("CVE-2023-4911", "libc6")].severity == "critical"
+    assert "DEBIAN-CVE-2023-4911" in evaluated and "GHSA-jfh8-c2jp-5v3q" not in evaluated
+
+
+def test_a_full_memo_starts_again() -> None:
+    memo = MatchMemo(size=2)
+    for n in range(3):
+        memo.put(n, [])
+    assert memo.get(2) == [] and memo.get(0) is None
 
 
 def test_lookup_keys_use_source_names_and_normalised_names(image: ImageInventory) -> None:

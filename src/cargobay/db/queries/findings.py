@@ -9,10 +9,11 @@ SQLAlchemy's per-row processing cost more than the database did.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, union
@@ -96,14 +97,6 @@ _READ = (
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
-
-
-def _time(value: Any) -> datetime | None:
-    """A UtcDateTime read raw: SQLite gives its text, PostgreSQL a naive datetime."""
-    if value is None:
-        return None
-    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return parsed.replace(tzinfo=UTC)
 
 
 def _insert_rows(
@@ -224,8 +217,8 @@ def findings(
                 severity=int(severity),
                 score=float(score) if score is not None else None,
                 fixable=bool(fixable),
-                published_at=_time(published),
-                updated_at=_time(updated),
+                published_at=RawTx.time(published),
+                updated_at=RawTx.time(updated),
                 aliases=tuple(sorted(aliases.get(vuln, ()))),
                 keys=str(keys),
                 matches=list(data.get("matches", [])),
@@ -308,6 +301,22 @@ def finding_keys_of(
             sql += f" AND (package_keys IN ({_marks(len(wanted))}) OR package_keys LIKE ?)"
             params += [*wanted, "%\n%"]
         for manifest_id, vuln, keys in tx.all(sql, *params):
+            found.setdefault(manifest_id, []).append(FindingKeys(vuln, keys))
+    return found
+
+
+def finding_keys_by_id(
+    session: Session, manifest_ids: Sequence[int], vulnerability_ids: Sequence[str]
+) -> dict[int, list[FindingKeys]]:
+    """The key lines of these manifests' findings of these vulnerability ids (an index probe each)."""
+    tx = RawTx.of(session)
+    found: dict[int, list[FindingKeys]] = {}
+    for manifests, vulns in itertools.product(_chunks(list(manifest_ids)), _chunks(list(vulnerability_ids))):
+        sql = (
+            "SELECT manifest_id, vulnerability_id, package_keys FROM scan_findings "
+            f"WHERE manifest_id IN ({_marks(len(manifests))}) AND vulnerability_id IN ({_marks(len(vulns))})"
+        )
+        for manifest_id, vuln, keys in tx.all(sql, *manifests, *vulns):
             found.setdefault(manifest_id, []).append(FindingKeys(vuln, keys))
     return found
 

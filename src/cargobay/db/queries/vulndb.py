@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from cargobay.db.engine import RawTx
 from cargobay.db.models import (
     Advisory,
     AdvisoryAlias,
@@ -199,15 +200,17 @@ def record_versions(session: Session, keys: Iterable[Key]) -> dict[Key, list[tup
     names: dict[str, list[str]] = {}
     for ecosystem, name in wanted:
         names.setdefault(ecosystem, []).append(name)
+    tx = RawTx.of(session)  # a scan asks a thousand keys: the ORM's statement and row handling cost more
     for ecosystem, mine in names.items():
         for chunk in _chunks(mine):
-            rows = session.execute(
-                select(AdvisoryPackage.name, Advisory.id, Advisory.modified)
-                .join(Advisory, Advisory.id == AdvisoryPackage.advisory_id)
-                .where(AdvisoryPackage.ecosystem == ecosystem, AdvisoryPackage.name.in_(chunk))
+            rows = tx.all(
+                "SELECT p.name, a.id, a.modified FROM advisory_packages p JOIN advisories a ON a.id = "
+                f"p.advisory_id WHERE p.ecosystem = ? AND p.name IN ({', '.join('?' * len(chunk))})",
+                ecosystem,
+                *chunk,
             )
             for name, advisory_id, modified in rows:
-                found[(ecosystem, name)].append((advisory_id, modified))
+                found[(ecosystem, name)].append((advisory_id, cast(datetime, RawTx.time(modified))))
     return found
 
 
