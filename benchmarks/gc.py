@@ -416,6 +416,8 @@ class PhaseWatch:
         finally:
             self.stop.set()
             self.thread.join(10)
+            if self.ended is None and self.seen:  # the run's end seen by its caller first
+                self.ended = time.monotonic()
 
     def seconds(self, phase: str) -> float | None:
         """From the first sight of ``phase`` to that of the next phase seen (or the run's end)."""
