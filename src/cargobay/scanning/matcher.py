@@ -14,7 +14,7 @@ database update only re-matches the inventories it can change.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from cargobay.scanning import severity, versions
@@ -38,20 +38,13 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """One vulnerability in one installed package (``installed_version`` is the package's own version;
-    for OS packages the comparison ran on ``source_version``)."""
+class Verdict:
+    """What the records of one vulnerability say about one version of a package key: everything of
+    a finding but the installed package."""
 
     id: str
     aliases: tuple[str, ...]
-    package: str
-    purl: str
-    installed_version: str
-    ecosystem: str
-    source_name: str
-    source_version: str
     fixed_version: str
-    fixable: bool
     severity: str
     score: float | None
     cvss_vector: str
@@ -62,6 +55,20 @@ class Finding:
     published: str
     modified: str
     urgency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding(Verdict):
+    """One vulnerability in one installed package (``installed_version`` is the package's own version;
+    for OS packages the comparison ran on ``source_version``)."""
+
+    package: str
+    purl: str
+    installed_version: str
+    ecosystem: str
+    source_name: str
+    source_version: str
+    fixable: bool
     locations: tuple[Location, ...]
 
     def to_json(self, *, texts: bool = True) -> dict[str, Any]:
@@ -238,27 +245,7 @@ def _fixed(scheme: str | None, hits: Iterable[Hit]) -> str:
     return best
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    """What the records of one vulnerability say about one version of a package key: everything of
-    a finding but the installed package."""
-
-    id: str
-    aliases: tuple[str, ...]
-    fixed_version: str
-    severity: str
-    score: float | None
-    cvss_vector: str
-    summary: str
-    details: str
-    references: tuple[str, ...]
-    data_source: tuple[str, ...]
-    published: str
-    modified: str
-    urgency: str
-
-
-def _verdict(group: _Group, scheme: str | None) -> _Verdict:
+def _verdict(group: _Group, scheme: str | None) -> Verdict:
     entries = sorted(group.records.values(), key=lambda rh: _rank(rh[0], group.id))
     all_hits = [h for _, hits in entries for h in hits]
     severities: list[Severity] = []
@@ -278,7 +265,7 @@ def _verdict(group: _Group, scheme: str | None) -> _Verdict:
     text = next((r for r, _ in entries if r.summary or r.details), None)
     published = [r.published for r, _ in entries if r.published]
     modified = [r.modified for r, _ in entries if r.modified]
-    return _Verdict(
+    return Verdict(
         id=group.id,
         aliases=tuple(sorted(aliases)),
         fixed_version=_fixed(scheme, all_hits),
@@ -295,28 +282,19 @@ def _verdict(group: _Group, scheme: str | None) -> _Verdict:
     )
 
 
-def _finding(verdict: _Verdict, pkg: ImagePackage) -> Finding:
+_VERDICT_FIELDS = tuple(field.name for field in fields(Verdict))
+
+
+def _finding(verdict: Verdict, pkg: ImagePackage) -> Finding:
     return Finding(
-        id=verdict.id,
-        aliases=verdict.aliases,
+        **{name: getattr(verdict, name) for name in _VERDICT_FIELDS},
         package=pkg.name,
         purl=pkg.purl,
         installed_version=pkg.version,
         ecosystem=pkg.ecosystem,
         source_name=pkg.source_name,
         source_version=pkg.source_version,
-        fixed_version=verdict.fixed_version,
         fixable=bool(verdict.fixed_version),
-        severity=verdict.severity,
-        score=verdict.score,
-        cvss_vector=verdict.cvss_vector,
-        summary=verdict.summary,
-        details=verdict.details,
-        references=verdict.references,
-        data_source=verdict.data_source,
-        published=verdict.published,
-        modified=verdict.modified,
-        urgency=verdict.urgency,
         locations=(Location(pkg.path, pkg.layer, pkg.location),),
     )
 
@@ -327,19 +305,19 @@ class MatchMemo:
     Bounded: emptied when full. Safe to share between threads (single dict operations)."""
 
     def __init__(self, size: int = 1 << 15) -> None:
-        self._items: dict[Any, list[_Verdict]] = {}
+        self._items: dict[Any, list[Verdict]] = {}
         self._size = size
 
-    def get(self, key: Any) -> list[_Verdict] | None:
+    def get(self, key: Any) -> list[Verdict] | None:
         return self._items.get(key)
 
-    def put(self, key: Any, verdicts: list[_Verdict]) -> None:
+    def put(self, key: Any, verdicts: list[Verdict]) -> None:
         if len(self._items) >= self._size:
             self._items.clear()
         self._items[key] = verdicts
 
 
-def _verdicts(records: Iterable[OsvRecord], ecosystem: str, name: str, version: str) -> list[_Verdict]:
+def _verdicts(records: Iterable[OsvRecord], ecosystem: str, name: str, version: str) -> list[Verdict]:
     matched = []
     for record in records:
         hits = record_hits(record, ecosystem, name, version)
@@ -352,7 +330,7 @@ def _verdicts(records: Iterable[OsvRecord], ecosystem: str, name: str, version: 
 def match(inventory: ImageInventory, advisories: Advisories, memo: MatchMemo | None = None) -> list[Finding]:
     """Findings for every matchable package, sorted by package, version and id; ``memo`` keeps what
     the records say about each (key, version) for later matches."""
-    cache: dict[tuple[str, str, str], list[_Verdict]] = {}
+    cache: dict[tuple[str, str, str], list[Verdict]] = {}
     findings: dict[tuple[str, str, str, str], Finding] = {}
     for pkg in inventory.packages:
         if not pkg.ecosystem or versions.scheme_of(pkg.ecosystem) is None:
