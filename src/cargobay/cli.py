@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -62,23 +63,32 @@ def _prepare(settings: Settings, create: bool = False) -> Runtime:
     from cargobay.logs import configure_logging
     from cargobay.runtime import build_runtime, installation_problem
     from cargobay.services.tenancy import bootstrap
-    from cargobay.storage.base import StorageConfigError
 
     configure_logging(settings.log_level, settings.log_format)
     if create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     elif (problem := installation_problem(settings)) is not None:
         _fail(problem)
-    try:
+    with _storage_url_checked():
         runtime = build_runtime(settings, migrate=True)
-    except StorageConfigError as exc:
-        _fail(f"CARGOBAY_STORAGE_URL: {exc}")
     result = runtime.db.write_sync(bootstrap, settings.admin_user, settings.admin_password)
     if result is not None:
         typer.echo(f"created contract {result.contract_number} with owner {result.email}", err=True)
         if result.generated_password:
             typer.echo(f"generated password (shown once): {result.generated_password}", err=True)
     return runtime
+
+
+@contextlib.contextmanager
+def _storage_url_checked() -> Iterator[None]:
+    """A storage URL the driver refuses (a bad parameter, redirects with encryption on) ends the
+    command with one line naming the setting."""
+    from cargobay.storage.base import StorageConfigError
+
+    try:
+        yield
+    except StorageConfigError as exc:
+        _fail(f"CARGOBAY_STORAGE_URL: {exc}")
 
 
 def _fail(message: str) -> NoReturn:
@@ -153,15 +163,12 @@ def _serve(
 def worker(data_dir: DataDir = None) -> None:
     """Run background jobs (upload and token expiry, ...) until SIGTERM; run as many as you like."""
     from cargobay.logs import configure_logging
-    from cargobay.storage.base import StorageConfigError
     from cargobay.worker import run_worker
 
     settings = _settings(data_dir)
     configure_logging(settings.log_level, settings.log_format)
-    try:
+    with _storage_url_checked():
         run_worker(settings)
-    except StorageConfigError as exc:
-        _fail(f"CARGOBAY_STORAGE_URL: {exc}")
 
 
 @app.command()
