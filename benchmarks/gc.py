@@ -24,16 +24,17 @@ Then ``--pullers`` threads pull a kept manifest and one of its blobs, and ``--pu
 a two-blob image (``benchmarks/traffic.py``), in a loop: ``--idle-seconds`` idle, then while the
 collection runs (sweep unpaced): with ``--runner cli`` it is ``cargobay gc --registry bench --grace
 GRACE`` in a process of its own; with ``--runner job`` the management API is asked for a run, which
-the server's in-process worker runs (the default deployment's scheduled runs), beside the requests
-of its one worker process. The seeded garbage changed two days ago, so any grace under that collects
-all of it; the default (an hour) keeps what the pushers upload in the meantime out of the run, as the
-production default (24 h) does. Reported: the collection's wall time (the cli process's start
-included) and the cli process's peak RSS, the run's own time (from its row), blobs and bytes freed,
-blobs freed per second of the run and of its ``blobs`` phase (the phase's bounds are read from the
-run's row, written about once a second), the sweep's time, pull and push p50/p99/max idle and during
-GC, their p99 ratios, refused operations (any unexpected status or a failed request), and the load
-average after each phase. Afterwards it checks that every kept blob is still stored and every
-garbage blob gone.
+the server's in-process worker runs as the default deployment's scheduled runs go (in a child
+process of the server: ``CARGOBAY_GC_IN_CHILD_PROCESS``); ``--runner inline`` is that with the run
+inside the one serving process, beside its requests. The seeded garbage changed two days ago, so any
+grace under that collects all of it; the default (an hour) keeps what the pushers upload in the
+meantime out of the run, as the production default (24 h) does. Reported: the collection's wall time
+(the cli process's start included) and the cli process's peak RSS, the run's own time (from its
+row), blobs and bytes freed, blobs freed per second of the run and of its ``blobs`` phase (the
+phase's bounds are read from the run's row, written about once a second), the sweep's time, pull and
+push p50/p99/max idle and during GC, their p99 ratios, refused operations (any unexpected status or
+a failed request), and the load average after each phase. Afterwards it checks that every kept blob
+is still stored and every garbage blob gone.
 
 Targets (issue 13): 100,000 blobs in <= 60 s on the filesystem; p99 pull latency during GC <= 2x idle;
 no request refused or blocked for GC.
@@ -85,7 +86,7 @@ CHUNK = 5000  # rows per INSERT batch
 PULL_SET = 50  # kept manifests the pullers choose from
 DATABASES = ("sqlite", "postgresql")
 STORES = ("filesystem", "s3")
-RUNNERS = ("cli", "job")
+RUNNERS = ("cli", "job", "inline")
 
 
 class Objects(Protocol):
@@ -163,10 +164,13 @@ class S3Objects:
 class GcServer(CargobayServer):
     """``cargobay serve`` on a database URL and a store of our choosing, its sweeps unpaced."""
 
-    def __init__(self, base: Path, database_url: str | None, s3: Any | None, grace: int) -> None:
+    def __init__(
+        self, base: Path, database_url: str | None, s3: Any | None, grace: int, inline: bool = False
+    ) -> None:
         super().__init__(base, workers=1, encryption=False)
         self.database_url = database_url
         self.grace = grace
+        self.inline = inline
         self.objects: Objects = S3Objects(s3) if s3 is not None else FileObjects(self.data_dir)
         self.prepared = False
 
@@ -179,6 +183,8 @@ class GcServer(CargobayServer):
         env.update(self.objects.environment)
         env["CARGOBAY_GC_SWEEP_KEYS_PER_SECOND"] = "0"
         env["CARGOBAY_GC_GRACE_SECONDS"] = str(self.grace)  # of runs the API asks for
+        if self.inline:
+            env["CARGOBAY_GC_IN_CHILD_PROCESS"] = "false"
         return env
 
     def prepare(self) -> None:
@@ -525,7 +531,7 @@ def bench_one(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     shutil.rmtree(base, ignore_errors=True)  # a fresh installation each time
-    server = GcServer(base, database_url, s3, args.grace)
+    server = GcServer(base, database_url, s3, args.grace, inline=runner == "inline")
     label = f"{database}, {server.objects.label}, {runner}"
     server.base.mkdir(parents=True, exist_ok=True)
     server.data_dir.mkdir(parents=True, exist_ok=True)
@@ -640,7 +646,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--storage", default="filesystem,s3", help="comma-separated: filesystem, s3")
     parser.add_argument(
-        "--runner", default="cli", help="comma-separated: cli (`cargobay gc`), job (asked of the API)"
+        "--runner",
+        default="cli",
+        help="comma-separated: cli (`cargobay gc`), job (asked of the API), "
+        "inline (a job in the serving process)",
     )
     parser.add_argument("--pg-url", default=None, help="an empty PostgreSQL database (else one is started)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="traffic timed before the run")

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         32, ge=0, le=4096, description="disk space held back in the data dir so deletes work on a full disk"
     )
     in_process_jobs: bool = Field(True, description="run background jobs inside `serve`")
+    gc_in_child_process: bool = Field(
+        True,
+        description="`serve` runs garbage collection jobs in a child process each, off the serving "
+        "process (false: inside it)",
+    )
     job_lease_seconds: float = Field(60.0, ge=1, description="a job whose worker died is retried after this")
     job_poll_seconds: float = Field(1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
     job_concurrency: int = Field(2, ge=1, le=64, description="jobs one worker process runs at once")

@@ -222,6 +222,14 @@ class QueryCollector(Collector):
             yield up
 
 
+def forget_process(pid: int) -> None:
+    """Drop the live gauges of a child process that ended (its counters stay in the sums)."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def exposition(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     """The metrics of every process of this server (or of this one, without multiprocess mode)."""
     flush_request_metrics()

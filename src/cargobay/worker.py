@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import secrets
 import signal
 import socket
+import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +48,14 @@ class JobSet:
     periodic: list[Periodic] = field(default_factory=list)
     weekly: list[Weekly] = field(default_factory=list)  # kinds run at each registry's GC windows
 
+
+# Jobs that ``serve`` runs in a child process of their own: a collection lists and deletes thousands of
+# objects and runs one transaction after another for minutes, Python work (the S3 client's requests
+# and XML, SQLAlchemy) that inside the serving process holds its interpreter lock against the requests
+# (pull p99 during an S3 collection 2.8-13.6x idle there, 1.5-1.6x from a process of its own:
+# benchmarks/FINDINGS.md). They run weekly, so starting an interpreter for each costs nothing.
+CHILD_PROCESS_KINDS = frozenset({GC_KIND, "gc.deletions", "gc.sweep"})
+CHILD_STOP_SECONDS = 10.0  # a child asked to stop (end of its input) is killed after this long
 
 GC_SWEEP_EVERY = 7 * 24 * 3600.0  # the sweep of namespaces whose registry was deleted: weekly
 
@@ -186,6 +197,75 @@ def scanning_jobs(runtime: Runtime) -> dict[str, Handler]:
         RESCAN_JOB: rescan,
         SYNC_JOB: sync,
     }
+
+
+def in_child_processes(settings: Settings, jobs: JobSet) -> JobSet:
+    """``jobs`` with the kinds of ``CHILD_PROCESS_KINDS`` run in a child process each."""
+    handlers = {
+        kind: (_child_process_handler(settings) if kind in CHILD_PROCESS_KINDS else handler)
+        for kind, handler in jobs.handlers.items()
+    }
+    return JobSet(handlers, jobs.periodic, jobs.weekly)
+
+
+def _child_process_handler(settings: Settings) -> Handler:
+    async def run(job: ClaimedJob) -> dict[str, Any] | None:
+        return await run_in_child_process(settings, job)
+
+    return run
+
+
+async def run_in_child_process(settings: Settings, job: ClaimedJob) -> dict[str, Any] | None:
+    """Run ``job``'s handler in ``python -m cargobay.job_process`` (the protocol is described
+    there); cancelled, the child is asked to stop (its input ends) and killed if it does not."""
+    request = {"settings": settings.model_dump(mode="json"), "job": dataclasses.asdict(job)}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cargobay.job_process",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        child.stdin.write(json.dumps(request).encode() + b"\n")
+        await child.stdin.drain()
+        output = await child.stdout.read()
+        status = await child.wait()
+    except BaseException:
+        await _stop_child(child)
+        raise
+    finally:
+        observability.forget_process(child.pid)
+    answer = _last_json_line(output)
+    if status == 0 and "result" in answer:
+        result = answer["result"]
+        return result if isinstance(result, dict) else None
+    reason = answer.get("error") or f"the job's process ended with status {status} and no answer"
+    raise RuntimeError(str(reason))
+
+
+async def _stop_child(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is not None:
+        return
+    if child.stdin is not None:
+        child.stdin.close()
+    try:
+        await asyncio.wait_for(asyncio.shield(child.wait()), CHILD_STOP_SECONDS)
+    except (TimeoutError, asyncio.CancelledError):
+        child.kill()
+        await child.wait()
+
+
+def _last_json_line(output: bytes) -> dict[str, Any]:
+    for line in reversed(output.splitlines()):
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(answer, dict):
+            return answer
+    return {}
 
 
 def new_worker_id() -> str:
@@ -361,7 +441,10 @@ async def in_process_jobs(runtime: Runtime) -> AsyncIterator[None]:
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(run_jobs(runtime, build_jobs(runtime), stop))
+    jobs = build_jobs(runtime)
+    if runtime.settings.gc_in_child_process:
+        jobs = in_child_processes(runtime.settings, jobs)
+    task = asyncio.create_task(run_jobs(runtime, jobs, stop))
     try:
         yield
     finally:

@@ -6,8 +6,9 @@ registry whose policy deletes them, an object no row names, an abandoned upload)
 ``cargobay gc --grace 0`` set to die at one of the crash points inside the collection. After the
 crash, nothing referenced is missing: every manifest pulls from the server with all its blobs, and
 every blob a manifest references reads back whole through the store. The next run completes and
-leaves nothing collectable behind. Last, the server itself dies inside a scheduled collection; once
-restarted, the job's run is taken over and completes.
+leaves nothing collectable behind. Then a scheduled collection's child process dies inside the run
+while the server serves on, and the retried job completes it; last, with collections inside the
+serving process, the server itself dies inside one, and once restarted takes the job's run over.
 """
 
 from __future__ import annotations
@@ -161,6 +162,32 @@ def check_clean(server: Server, where: str) -> None:
         db.dispose()
 
 
+def schedule_soon(server: Server, registry_id: str) -> None:
+    """A window of the registry's GC schedule 15 s from now."""
+    at = datetime.now(UTC) + timedelta(seconds=15)
+    schedule = {"days": WEEK, "time": at.strftime("%H:%M:%SZ")}
+    with httpx.Client(base_url=f"{server.url}/containerregistries", auth=server.auth, timeout=30) as mgmt:
+        answer = mgmt.patch(f"/registries/{registry_id}", json={"garbageCollectionSchedule": schedule})
+        assert answer.status_code == 200, answer.text
+
+
+def scheduled_runs(server: Server, registry_id: str) -> list[str]:
+    """The states of the registry's scheduled runs, oldest first."""
+    runtime = build_runtime(Settings(data_dir=server.data_dir), migrate=False)
+    try:
+        return list(
+            runtime.db.read_sync(
+                lambda s: s.scalars(
+                    select(GcRun.state)
+                    .where(GcRun.registry_id == registry_id, GcRun.trigger == "schedule")
+                    .order_by(GcRun.id)
+                ).all()
+            )
+        )
+    finally:
+        runtime.db.dispose()
+
+
 def test_a_collection_killed_anywhere_loses_nothing_and_the_next_one_completes(server: Server) -> None:
     rng = random.Random(SEED)
     ids = {name: server.create_registry(name) for name in (KEEP, DROP)}
@@ -192,18 +219,32 @@ def test_a_collection_killed_anywhere_loses_nothing_and_the_next_one_completes(s
         f"crash points never reached: {set(CRASH_POINTS) - set(crashed)}"
     )
 
-    # The server dies inside a scheduled collection; restarted, it takes the job over and finishes.
+    # A scheduled collection's child process dies inside the run: the server serves on, the job is
+    # retried and its run completes.
     make_garbage(server, pusher, ids, shared, ROUNDS)
     server.stop()
-    server.extra_env.update(CARGOBAY_CRASH_AT="gc.rows_deleted", CARGOBAY_GC_GRACE_SECONDS="0")
+    server.extra_env.update(
+        CARGOBAY_CRASH_AT="gc.rows_deleted",
+        CARGOBAY_CRASH_ONCE=str(server.data_dir.parent / "crashed-once"),  # the retry's child lives
+        CARGOBAY_GC_GRACE_SECONDS="0",
+    )
     server.start()
-    at = datetime.now(UTC) + timedelta(seconds=15)
-    schedule = {"days": WEEK, "time": at.strftime("%H:%M:%SZ")}
-    with httpx.Client(base_url=f"{server.url}/containerregistries", auth=server.auth, timeout=30) as mgmt:
-        assert (
-            mgmt.patch(f"/registries/{ids[KEEP]}", json={"garbageCollectionSchedule": schedule}).status_code
-            == 200
-        )
+    schedule_soon(server, ids[KEEP])
+    wait_for(lambda: scheduled_runs(server, ids[KEEP]) == ["succeeded"], 90, "the retried scheduled run")
+    assert server.process is not None and server.process.poll() is None, "the server died with its child"
+    assert (server.data_dir.parent / "crashed-once").exists(), "the run's process never crashed"
+    time.sleep(0.5)
+    check_referenced(server, pusher, "after a scheduled run's process died and the job was retried")
+    check_clean(server, "after a scheduled run's process died and the job was retried")
+
+    # With collections inside the serving process, the server itself dies inside a scheduled
+    # collection; once restarted, the job's run is taken over and completes.
+    make_garbage(server, pusher, ids, shared, ROUNDS)
+    server.stop()
+    server.extra_env["CARGOBAY_GC_IN_CHILD_PROCESS"] = "false"
+    del server.extra_env["CARGOBAY_CRASH_ONCE"]
+    server.start()
+    schedule_soon(server, ids[KEEP])
     assert server.process is not None
     wait_for(lambda: server.process is not None and server.process.poll() is not None, 90, "the crash")
     assert server.process.returncode == EXIT_CODE
@@ -213,18 +254,7 @@ def test_a_collection_killed_anywhere_loses_nothing_and_the_next_one_completes(s
     check_referenced(server, pusher, "after the server died in a scheduled run")
 
     def run_done() -> bool:
-        runtime = build_runtime(Settings(data_dir=server.data_dir), migrate=False)
-        try:
-            runs = runtime.db.read_sync(
-                lambda s: s.execute(
-                    select(GcRun.state, GcRun.job_id).where(
-                        GcRun.registry_id == ids[KEEP], GcRun.trigger == "schedule"
-                    )
-                ).all()
-            )
-        finally:
-            runtime.db.dispose()
-        return len(runs) == 1 and runs[0][0] == "succeeded"
+        return scheduled_runs(server, ids[KEEP]) == ["succeeded", "succeeded"]
 
     wait_for(run_done, 90, "the scheduled run, taken over after the crash")
     time.sleep(0.5)
