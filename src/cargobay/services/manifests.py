@@ -115,9 +115,9 @@ class ManifestService:
             if manifest is None:
                 return False
             manifests.delete_manifest(session, manifest)
-            add_storage(RawTx.of(session), registry_id, -manifest.size)
             if repo.last_manifest_id == manifest.id:
                 scans.recompute_last_pushed(session, repo.id)
+            add_storage(RawTx.of(session), registry_id, -manifest.size)  # last: see add_storage
             return True
 
         if is_digest(reference):

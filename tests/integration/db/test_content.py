@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -223,6 +224,43 @@ async def test_deleting_a_tag_keeps_the_manifest(
     assert not await manifests.delete(registry_id, "app", "v1")
     assert await manifests.get(registry_id, "app", "v1") is None
     assert await manifests.get(registry_id, "app", digest) is not None
+
+
+async def test_a_manifest_delete_locks_the_registry_row_last(
+    db: Database, db_url: str, registry_id: str, manifests: ManifestService
+) -> None:
+    """Deleting a repository's last pushed manifest updates its repository row; a push updates the
+    repository row and then the registry's storage counter, so the delete must take the registry row
+    after the repository row too (else PostgreSQL finds a deadlock: seen in the GC stress test)."""
+    if db.is_sqlite:
+        pytest.skip("SQLite writers never overlap (BEGIN IMMEDIATE)")
+    import psycopg
+
+    config = _blob(db, registry_id, "app", b"{}")
+    digest = (await manifests.put(registry_id, "app", "v1", _image(config, []), OCI_MANIFEST)).digest
+    url = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as pusher, psycopg.connect(url, autocommit=True) as probe:
+        pusher.execute("SELECT id FROM repositories WHERE name = 'app' FOR UPDATE")  # a push's lock
+        deleting = threading.Thread(target=lambda: asyncio.run(manifests.delete(registry_id, "app", digest)))
+        deleting.start()
+        blocked = ""
+        for _ in range(100):  # until the delete waits for the repository row
+            row = probe.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if row:
+                blocked = str(row[0])
+                break
+            await asyncio.sleep(0.05)
+        assert blocked == "Lock", "the delete never waited for the repository row"
+        probe.execute("SET lock_timeout = '200ms'")
+        with probe.transaction():  # the push's next step: the registry row is not held by the delete
+            probe.execute("SELECT id FROM registries WHERE id = %s FOR UPDATE", (registry_id,))
+        pusher.rollback()
+        deleting.join(30)
+    assert not deleting.is_alive()
+    assert await manifests.get(registry_id, "app", digest) is None
 
 
 async def test_deleting_by_digest_removes_tags_links_and_storage(
