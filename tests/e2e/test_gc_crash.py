@@ -6,9 +6,9 @@ registry whose policy deletes them, an object no row names, an abandoned upload)
 ``cargobay gc --grace 0`` set to die at one of the crash points inside the collection. After the
 crash, nothing referenced is missing: every manifest pulls from the server with all its blobs, and
 every blob a manifest references reads back whole through the store. The next run completes and
-leaves nothing collectable behind. Then a scheduled collection's child process dies inside the run
-while the server serves on, and the retried job completes it; last, with collections inside the
-serving process, the server itself dies inside one, and once restarted takes the job's run over.
+leaves nothing collectable behind. Then a collection job's child process dies inside the run while
+the server serves on, and the retried job completes it; last, with collections inside the serving
+process, the server itself dies inside one, and once restarted takes the job's run over.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import json
 import random
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -46,7 +45,6 @@ CRASH_POINTS = (
 )
 TWICE = ("gc.blob_batch", "gc.rows_deleted", "gc.objects_deleted")  # points a run passes twice
 KEEP, DROP = "crash-keep", "crash-drop"
-WEEK = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 @pytest.fixture
@@ -162,24 +160,23 @@ def check_clean(server: Server, where: str) -> None:
         db.dispose()
 
 
-def schedule_soon(server: Server, registry_id: str) -> None:
-    """A window of the registry's GC schedule 15 s from now."""
-    at = datetime.now(UTC) + timedelta(seconds=15)
-    schedule = {"days": WEEK, "time": at.strftime("%H:%M:%SZ")}
+def request_run(server: Server, registry_id: str) -> None:
+    """A run asked of the management API: a job, like a scheduled window's (those wait for their
+    minute; tests/e2e/test_gc.py runs one)."""
     with httpx.Client(base_url=f"{server.url}/containerregistries", auth=server.auth, timeout=30) as mgmt:
-        answer = mgmt.patch(f"/registries/{registry_id}", json={"garbageCollectionSchedule": schedule})
-        assert answer.status_code == 200, answer.text
+        answer = mgmt.post(f"/registries/{registry_id}/garbageCollection/runs")
+        assert answer.status_code in (201, 202), answer.text
 
 
-def scheduled_runs(server: Server, registry_id: str) -> list[str]:
-    """The states of the registry's scheduled runs, oldest first."""
+def job_runs(server: Server, registry_id: str) -> list[str]:
+    """The states of the registry's runs asked of the API, oldest first."""
     runtime = build_runtime(Settings(data_dir=server.data_dir), migrate=False)
     try:
         return list(
             runtime.db.read_sync(
                 lambda s: s.scalars(
                     select(GcRun.state)
-                    .where(GcRun.registry_id == registry_id, GcRun.trigger == "schedule")
+                    .where(GcRun.registry_id == registry_id, GcRun.trigger == "api")
                     .order_by(GcRun.id)
                 ).all()
             )
@@ -219,7 +216,7 @@ def test_a_collection_killed_anywhere_loses_nothing_and_the_next_one_completes(s
         f"crash points never reached: {set(CRASH_POINTS) - set(crashed)}"
     )
 
-    # A scheduled collection's child process dies inside the run: the server serves on, the job is
+    # A collection job's child process dies inside the run: the server serves on, the job is
     # retried and its run completes.
     make_garbage(server, pusher, ids, shared, ROUNDS)
     server.stop()
@@ -229,33 +226,33 @@ def test_a_collection_killed_anywhere_loses_nothing_and_the_next_one_completes(s
         CARGOBAY_GC_GRACE_SECONDS="0",
     )
     server.start()
-    schedule_soon(server, ids[KEEP])
-    wait_for(lambda: scheduled_runs(server, ids[KEEP]) == ["succeeded"], 90, "the retried scheduled run")
+    request_run(server, ids[KEEP])
+    wait_for(lambda: job_runs(server, ids[KEEP]) == ["succeeded"], 90, "the retried run")
     assert server.process is not None and server.process.poll() is None, "the server died with its child"
     assert (server.data_dir.parent / "crashed-once").exists(), "the run's process never crashed"
     time.sleep(0.5)
-    check_referenced(server, pusher, "after a scheduled run's process died and the job was retried")
-    check_clean(server, "after a scheduled run's process died and the job was retried")
+    check_referenced(server, pusher, "after a run's process died and the job was retried")
+    check_clean(server, "after a run's process died and the job was retried")
 
-    # With collections inside the serving process, the server itself dies inside a scheduled
-    # collection; once restarted, the job's run is taken over and completes.
-    make_garbage(server, pusher, ids, shared, ROUNDS)
+    # With collections inside the serving process, the server itself dies inside a collection job;
+    # once restarted, the job's run is taken over and completes.
+    make_garbage(server, pusher, ids, shared, ROUNDS + 1)
     server.stop()
     server.extra_env["CARGOBAY_GC_IN_CHILD_PROCESS"] = "false"
     del server.extra_env["CARGOBAY_CRASH_ONCE"]
     server.start()
-    schedule_soon(server, ids[KEEP])
+    request_run(server, ids[KEEP])
     assert server.process is not None
     wait_for(lambda: server.process is not None and server.process.poll() is not None, 90, "the crash")
     assert server.process.returncode == EXIT_CODE
     del server.extra_env["CARGOBAY_CRASH_AT"]
     server.start()
     pusher = Pusher(server, rng)
-    check_referenced(server, pusher, "after the server died in a scheduled run")
+    check_referenced(server, pusher, "after the server died in a collection job")
 
     def run_done() -> bool:
-        return scheduled_runs(server, ids[KEEP]) == ["succeeded", "succeeded"]
+        return job_runs(server, ids[KEEP]) == ["succeeded", "succeeded"]
 
-    wait_for(run_done, 90, "the scheduled run, taken over after the crash")
+    wait_for(run_done, 90, "the run, taken over after the crash")
     time.sleep(0.5)
-    check_clean(server, "after the scheduled run was taken over")
+    check_clean(server, "after the run was taken over")
