@@ -20,7 +20,7 @@ from datetime import timedelta
 import anyio.to_thread
 
 from cargobay.db.engine import Database, RawTx
-from cargobay.db.queries import blobs, repositories, uploads
+from cargobay.db.queries import blobs, gc_objects, repositories, uploads
 from cargobay.db.types import utcnow
 from cargobay.domain.digests import Digest, Hasher, new_hasher
 from cargobay.domain.errors import DigestMismatch, InvalidUpload, RangeMismatch, UploadUnknown
@@ -185,10 +185,12 @@ class UploadService:
                     pass
         if hasher.hexdigest() != digest.hex:
             raise DigestMismatch(str(digest), f"{digest.algorithm}:{hasher.hexdigest()}")
-        blob = await self._link_stored(upload, str(digest))
-        if blob is None:  # collected since: the bytes are gone here and there
+        linked = await self._link_stored(upload, str(digest))
+        if linked is None:  # collected since: the bytes are gone here and there
             raise await _OpenWriter(self, upload, False).lost("its bytes are gone")
+        blob, queued = linked
         await self.store.discard(upload.final_key, recorded.storage)
+        await self.db.write_raw(gc_objects.forget_deletions, [queued])
         log.info("upload_recovered", upload_id=upload.id, digest=str(digest))
         return blob
 
@@ -249,8 +251,10 @@ class UploadService:
                 await writer.cancel()
                 raise
             if linked is not None:
+                blob, queued = linked
                 await writer.cancel()
-                return linked
+                await self.db.write_raw(gc_objects.forget_deletions, [queued])
+                return blob
         size = await writer.commit()
         if not verified:
             actual = await self._digest_of(final_key, digest.algorithm)
@@ -279,18 +283,21 @@ class UploadService:
             await self.store.delete(final_key)  # another upload of the same digest won the race
         return blob
 
-    async def _link_stored(self, upload: UploadInfo, digest: str) -> BlobInfo | None:
+    async def _link_stored(self, upload: UploadInfo, digest: str) -> tuple[BlobInfo, int] | None:
         """Link the registry's blob of ``digest`` into the repository and end the session; None when
-        garbage collection removed the blob since it was seen (then this upload's bytes are kept)."""
+        garbage collection removed the blob since it was seen (then this upload's bytes are kept).
+        The upload's own bytes, no longer named by a session, are queued for deletion in the same
+        transaction: the caller deletes them, then forgets the returned outbox row."""
 
-        def work(tx: RawTx) -> BlobInfo | None:
+        def work(tx: RawTx) -> tuple[BlobInfo, int] | None:
             found = blobs.find_stored(tx, upload.registry_id, digest)
             if found is None:
                 return None
-            if not uploads.forget(tx, upload.id):
+            queued = uploads.forget_keeping_data_queued(tx, upload.id)
+            if queued is None:
                 raise UploadUnknown(upload.id)
             blobs.link(tx, repositories.ensure_id(tx, upload.registry_id, upload.repository), found.id)
-            return found
+            return found, queued
 
         return await self.db.write_raw(work)
 

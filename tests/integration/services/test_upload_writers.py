@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 
 from cargobay.db.engine import Database
+from cargobay.db.queries import gc_objects
 from cargobay.db.queries import uploads as upload_rows
 from cargobay.domain.digests import Digest
 from cargobay.domain.errors import DigestMismatch, RangeMismatch, UploadUnknown
+from cargobay.services import object_deletions
 from cargobay.services.blobs import BlobService
 from cargobay.services.uploads import UploadService
 from cargobay.storage.base import BlobStore
 from cargobay.storage.encrypted import EncryptedStore
-from cargobay.storage.filesystem import FilesystemStore
+from cargobay.storage.filesystem import FilesystemStore, FileWriter
 from tests.support.storage import StaticKeys, read_all
 
 DATA = bytes(range(256)) * 9000  # 2.2 MiB: two whole segments and a partial one
@@ -121,6 +123,51 @@ async def test_a_finish_that_crashed_after_dropping_a_known_digest_links_it(
     blob = await service.finish(upload, digest(DATA), body(DATA[1_000_000:]), None, None)
     assert blob.id == stored.id
     assert await BlobService(db, store).stat(registry_id, "second", str(digest(DATA))) is not None
+
+
+async def test_a_finish_that_linked_a_known_digest_and_died_leaves_its_bytes_to_the_outbox(
+    db: Database, store: BlobStore, registry_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session ends in the transaction that links the stored blob; the upload's own bytes are
+    deleted after it. A crash in between (seen in the crash-safety test under load) left them with
+    nothing naming them; now the same transaction queues them in the deletion outbox, which garbage
+    collection drains."""
+    service, _ = instances(db, store)
+    stored = await service.monolithic(registry_id, "first", digest(DATA), body(DATA), None)
+    upload = await service.start(registry_id, "second")
+    await service.append(upload, body(DATA[:1_000_000]), None, None)
+    staging = tmp_path / "storage" / "staging"
+    assert [p for p in staging.rglob("*") if p.is_file()]
+
+    async def died(self: object) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(FileWriter, "cancel", died)
+    with pytest.raises(RuntimeError, match="died here"):
+        await service.finish(upload, digest(DATA), body(DATA[1_000_000:]), None, None)
+    monkeypatch.undo()
+
+    linked = await BlobService(db, store).stat(registry_id, "second", str(digest(DATA)))
+    assert linked is not None and linked.object_key == stored.object_key
+    assert await upload_rows.recorded(db, upload.id) is None  # the session ended with the link
+    assert [p for p in staging.rglob("*") if p.is_file()]  # its bytes are still there ...
+    pending = await gc_objects.pending_deletions(db, registry_id, 0, 10)
+    assert [(item.key, item.staged) for item in pending] == [(upload.object_key, True)]  # ... queued
+    assert await object_deletions.drain(db, store, registry_id) == 1  # as a collection does
+    assert not [p for p in staging.rglob("*") if p.is_file()]
+    assert await gc_objects.pending_deletions(db, registry_id, 0, 10) == []
+
+
+async def test_a_finish_that_links_a_known_digest_deletes_its_bytes_and_the_outbox_row(
+    db: Database, store: BlobStore, registry_id: str, tmp_path: Path
+) -> None:
+    service, _ = instances(db, store)
+    await service.monolithic(registry_id, "first", digest(DATA), body(DATA), None)
+    upload = await service.start(registry_id, "second")
+    await service.append(upload, body(DATA[:1_000_000]), None, None)
+    await service.finish(upload, digest(DATA), body(DATA[1_000_000:]), None, None)
+    assert not [p for p in (tmp_path / "storage" / "staging").rglob("*") if p.is_file()]
+    assert await gc_objects.pending_deletions(db, registry_id, 0, 10) == []
 
 
 async def test_lost_bytes_of_an_unknown_digest_end_the_upload(

@@ -93,6 +93,23 @@ def forget(tx: RawTx, upload_id: str) -> bool:
     return tx.run("DELETE FROM uploads WHERE id = ?", upload_id) > 0
 
 
+def forget_keeping_data_queued(tx: RawTx, upload_id: str) -> int | None:
+    """Drop the session's row while its writer's data is still there: the data is queued in the
+    deletion outbox in the same transaction (the caller deletes it, then the outbox row: a crash in
+    between leaves it to garbage collection). The outbox row's id; None when the session was gone."""
+    row = tx.one(
+        "INSERT INTO gc_object_deletions (registry_id, object_key, staged, writer_state, created_at) "
+        "SELECT registry_id, object_key, ?, storage_state, ? FROM uploads WHERE id = ? RETURNING id",
+        True,
+        tx.timestamp(utcnow()),
+        upload_id,
+    )
+    if row is None:
+        return None
+    forget(tx, upload_id)
+    return int(row[0])
+
+
 async def idle_since(
     db: Database, cutoff: datetime, limit: int = 1000
 ) -> list[tuple[str, str, str, str | None]]:
