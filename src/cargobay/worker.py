@@ -225,6 +225,9 @@ async def run_in_child_process(settings: Settings, job: ClaimedJob) -> dict[str,
         "cargobay.job_process",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        # Out of the server's process group: a signal to the group (Ctrl-C, a supervisor's SIGTERM)
+        # stops the server, which then stops the child through its input.
+        start_new_session=True,
     )
     assert child.stdin is not None and child.stdout is not None
     try:
@@ -242,7 +245,11 @@ async def run_in_child_process(settings: Settings, job: ClaimedJob) -> dict[str,
         result = answer["result"]
         return result if isinstance(result, dict) else None
     reason = answer.get("error") or f"the job's process ended with status {status} and no answer"
-    raise RuntimeError(str(reason))
+    raise JobProcessFailed(str(reason))
+
+
+class JobProcessFailed(RuntimeError):
+    """A job's child process failed or died; its own log has the details (no traceback here)."""
 
 
 async def _stop_child(child: asyncio.subprocess.Process) -> None:
@@ -392,7 +399,7 @@ class JobRunner:
             error=message,
             status=status,
             traceback=None
-            if permanent or outages.classify(error)
+            if permanent or outages.classify(error) or isinstance(error, JobProcessFailed)
             else "".join(traceback.format_exception(error)),
         )
 

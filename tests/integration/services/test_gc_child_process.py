@@ -23,7 +23,7 @@ from cargobay.jobs import queue
 from cargobay.jobs.queue import ClaimedJob, JobQueue
 from cargobay.runtime import Runtime
 from cargobay.services.gc import KIND
-from cargobay.worker import build_jobs, in_child_processes, run_in_child_process
+from cargobay.worker import JobProcessFailed, build_jobs, in_child_processes, run_in_child_process
 from tests.support.gc import age_reviews, blob_digests, make_runtime, upload
 
 on_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -42,6 +42,23 @@ async def claim(db: Database, payload: dict[str, object]) -> ClaimedJob:
 
 def _files(rt: Runtime) -> list[Path]:
     return [p for p in (rt.settings.data_dir / "storage" / "objects").rglob("*") if p.is_file()]
+
+
+def _children(module: str) -> list[int]:
+    """Our child processes running ``python -m module``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and module.encode() in command:
+            found.append(int(entry.name))
+    return found
 
 
 def runs(db: Database, registry_id: str) -> list[tuple[str, str | None]]:
@@ -84,7 +101,7 @@ async def test_a_failing_job_fails_with_the_childs_reason(
     rt: Runtime, db: Database, registry_id: str
 ) -> None:
     job = await claim(db, {"not": "a registry"})
-    with pytest.raises(RuntimeError, match="KeyError: 'registry_id'"):
+    with pytest.raises(JobProcessFailed, match="KeyError: 'registry_id'"):
         await run_in_child_process(rt.settings, job)
 
 
@@ -97,7 +114,7 @@ async def test_a_child_that_dies_fails_the_job_and_the_server_lives_on(
     job = await claim(db, {"registry_id": registry_id})
     monkeypatch.setenv("CARGOBAY_CRASH_AT", "gc.rows_deleted")  # the child inherits it; os._exit there
 
-    with pytest.raises(RuntimeError, match=f"ended with status {EXIT_CODE} and no answer"):
+    with pytest.raises(JobProcessFailed, match=f"ended with status {EXIT_CODE} and no answer"):
         await run_in_child_process(rt.settings, job)
 
     assert runs(db, registry_id) == [("running", None)]  # as a power cut leaves it: taken over later
@@ -125,6 +142,8 @@ async def test_a_cancelled_job_stops_its_child_which_records_the_run_failed(
         assert time.monotonic() < deadline and not running.done(), "the run never reached its sweep"
         await asyncio.sleep(0.1)
 
+    (child,) = _children("cargobay.job_process")
+    assert os.getsid(child) != os.getsid(0)  # its own session: a signal to the server's group misses it
     started = time.monotonic()
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
