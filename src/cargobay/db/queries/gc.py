@@ -144,6 +144,14 @@ def note_object_deletions(tx: RawTx, registry_id: str, keys: Sequence[tuple[str,
     return ids
 
 
+# What upload sessions' writers keep (staging data, S3 multipart uploads), queued in the deletion
+# outbox from the sessions' rows; parameters: staged (True), created_at, then the WHERE clause's.
+QUEUE_UPLOAD_DATA = (
+    "INSERT INTO gc_object_deletions (registry_id, object_key, staged, writer_state, created_at) "
+    "SELECT registry_id, object_key, ?, storage_state, ? FROM uploads"
+)
+
+
 def note_registry_removal(tx: RawTx, registry_id: str) -> int:
     """Before a registry's rows go: queue every object its blobs and uploads name for deletion, in
     the same transaction (the rows of the outbox outlive the registry), and drop its reviews.
@@ -158,13 +166,7 @@ def note_registry_removal(tx: RawTx, registry_id: str) -> int:
         stamp,
         registry_id,
     )
-    uploads = tx.run(
-        "INSERT INTO gc_object_deletions (registry_id, object_key, staged, writer_state, created_at) "
-        "SELECT registry_id, object_key, ?, storage_state, ? FROM uploads WHERE registry_id = ?",
-        True,
-        stamp,
-        registry_id,
-    )
+    uploads = tx.run(f"{QUEUE_UPLOAD_DATA} WHERE registry_id = ?", True, stamp, registry_id)
     return blobs + uploads
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cargobay.db.engine import Database, RawTx
 from cargobay.db.models import Upload
+from cargobay.db.queries.gc import QUEUE_UPLOAD_DATA
 from cargobay.db.types import utcnow
 
 
@@ -97,13 +98,7 @@ def forget_keeping_data_queued(tx: RawTx, upload_id: str) -> int | None:
     """Drop the session's row while its writer's data is still there: the data is queued in the
     deletion outbox in the same transaction (the caller deletes it, then the outbox row: a crash in
     between leaves it to garbage collection). The outbox row's id; None when the session was gone."""
-    row = tx.one(
-        "INSERT INTO gc_object_deletions (registry_id, object_key, staged, writer_state, created_at) "
-        "SELECT registry_id, object_key, ?, storage_state, ? FROM uploads WHERE id = ? RETURNING id",
-        True,
-        tx.timestamp(utcnow()),
-        upload_id,
-    )
+    row = tx.one(f"{QUEUE_UPLOAD_DATA} WHERE id = ? RETURNING id", True, tx.timestamp(utcnow()), upload_id)
     if row is None:
         return None
     forget(tx, upload_id)
