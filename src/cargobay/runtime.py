@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cargobay.auth.jwt_tokens import TokenSigner
 from cargobay.auth.management import ManagementAuthenticator, ManagementTokenSigner
@@ -32,50 +34,145 @@ from cargobay.config import Settings
 from cargobay.db.engine import Database
 from cargobay.db.migrate import has_schema, upgrade
 from cargobay.outages import DiskGuard
-from cargobay.services.api_tokens import ApiTokenService
-from cargobay.services.artifacts import ArtifactService
-from cargobay.services.blobs import BlobService
-from cargobay.services.catalog import Catalog
 from cargobay.services.encryption import record_plaintext_writes
-from cargobay.services.gc import GarbageCollector
 from cargobay.services.keys import DataKeys, activate, open_master_key_file, signing_key
-from cargobay.services.manifests import ManifestService
-from cargobay.services.registry_admin import RegistryAdmin
-from cargobay.services.repository_admin import RepositoryAdmin
-from cargobay.services.scanning import ScanService
-from cargobay.services.stats import PullRecorder
-from cargobay.services.tenancy import Tenancy
-from cargobay.services.tokens import OperatorTokens, TokenService
-from cargobay.services.uploads import UploadService
-from cargobay.services.vulndb import VulnerabilityDatabase
-from cargobay.services.vulnerabilities import VulnerabilityService
 from cargobay.storage.base import BlobStore, RedirectReads, StorageConfigError
 from cargobay.storage.encrypted import EncryptedStore
 from cargobay.storage.factory import open_store
 from cargobay.storage.keys import MasterKeyFile
 from cargobay.storage.sealing import AeadSealer, PlainSealer, Sealer
 
+if TYPE_CHECKING:
+    from cargobay.services.api_tokens import ApiTokenService
+    from cargobay.services.artifacts import ArtifactService
+    from cargobay.services.blobs import BlobService
+    from cargobay.services.catalog import Catalog
+    from cargobay.services.gc import GarbageCollector
+    from cargobay.services.manifests import ManifestService
+    from cargobay.services.registry_admin import RegistryAdmin
+    from cargobay.services.repository_admin import RepositoryAdmin
+    from cargobay.services.scanning import ScanService
+    from cargobay.services.stats import PullRecorder
+    from cargobay.services.tenancy import Tenancy
+    from cargobay.services.tokens import OperatorTokens, TokenService
+    from cargobay.services.uploads import UploadService
+    from cargobay.services.vulndb import VulnerabilityDatabase
+    from cargobay.services.vulnerabilities import VulnerabilityService
 
-@dataclass(frozen=True)
+
 class Services:
-    """The use cases, shared by the registry API, the management API, the console, the CLI and jobs."""
+    """The use cases, shared by the registry API, the management API, the console, the CLI and jobs.
 
-    registries: RegistryAdmin
-    tokens: TokenService
-    operator_tokens: OperatorTokens
-    repositories: RepositoryAdmin
-    artifacts: ArtifactService
-    api_tokens: ApiTokenService
-    tenancy: Tenancy
-    blobs: BlobService
-    uploads: UploadService
-    manifests: ManifestService
-    catalog: Catalog
-    pulls: PullRecorder
-    vulndb: VulnerabilityDatabase
-    scans: ScanService
-    vulnerabilities: VulnerabilityService
-    gc: GarbageCollector
+    Each is made (and its module imported) on first use: a CLI command that adds a user starts in
+    half the time when it does not import the scanner, the collector and the upload machinery.
+    """
+
+    def __init__(
+        self, settings: Settings, db: Database, store: BlobStore, sealer: Sealer, auth: Auth
+    ) -> None:
+        self._settings, self._db, self._store, self._sealer, self._auth = settings, db, store, sealer, auth
+
+    @cached_property
+    def registries(self) -> RegistryAdmin:
+        from cargobay.services.registry_admin import RegistryAdmin
+
+        return RegistryAdmin(self._db, self._store)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        from cargobay.services.tokens import TokenService
+
+        return TokenService(self._db)
+
+    @cached_property
+    def operator_tokens(self) -> OperatorTokens:
+        from cargobay.services.tokens import OperatorTokens
+
+        return OperatorTokens(self._db)
+
+    @cached_property
+    def repositories(self) -> RepositoryAdmin:
+        from cargobay.services.repository_admin import RepositoryAdmin
+
+        return RepositoryAdmin(self._db)
+
+    @cached_property
+    def artifacts(self) -> ArtifactService:
+        from cargobay.services.artifacts import ArtifactService
+
+        return ArtifactService(self._db, self.vulnerabilities, self.scans)
+
+    @cached_property
+    def api_tokens(self) -> ApiTokenService:
+        from cargobay.services.api_tokens import ApiTokenService
+
+        return ApiTokenService(self._db, self._auth.management_tokens)
+
+    @cached_property
+    def tenancy(self) -> Tenancy:
+        from cargobay.services.tenancy import Tenancy
+
+        return Tenancy(self._db)
+
+    @cached_property
+    def blobs(self) -> BlobService:
+        from cargobay.services.blobs import BlobService
+
+        return BlobService(self._db, self._store)
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        from cargobay.services.uploads import UploadService
+
+        return UploadService(self._db, self._store, self._settings.upload_expiry_seconds)
+
+    @cached_property
+    def manifests(self) -> ManifestService:
+        from cargobay.services.manifests import ManifestService
+
+        return ManifestService(self._db, self._sealer)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from cargobay.services.catalog import Catalog
+
+        return Catalog(self._db)
+
+    @cached_property
+    def pulls(self) -> PullRecorder:
+        from cargobay.services.stats import PullRecorder
+
+        return PullRecorder(self._db)
+
+    @cached_property
+    def vulndb(self) -> VulnerabilityDatabase:
+        from cargobay.services.vulndb import VulnerabilityDatabase
+
+        return VulnerabilityDatabase(self._db)
+
+    @cached_property
+    def scans(self) -> ScanService:
+        from cargobay.services.scanning import ScanService
+
+        return ScanService(self._db, self._store, self._sealer, self.vulndb)
+
+    @cached_property
+    def vulnerabilities(self) -> VulnerabilityService:
+        from cargobay.services.vulnerabilities import VulnerabilityService
+
+        return VulnerabilityService(self._db, self.vulndb)
+
+    @cached_property
+    def gc(self) -> GarbageCollector:
+        from cargobay.services.gc import GarbageCollector
+
+        return GarbageCollector(
+            self._db,
+            self._store,
+            self.uploads,
+            grace_seconds=self._settings.gc_grace_seconds,
+            sweep_keys_per_second=self._settings.gc_sweep_keys_per_second,
+        )
 
 
 @dataclass(frozen=True)
@@ -176,34 +273,7 @@ def assemble(
 ) -> Runtime:
     """Wire the services and auth on given parts (``build_runtime`` opens them; tests pass their own)."""
     auth = build_auth(settings, db, master_keys)
-    vulndb = VulnerabilityDatabase(db)
-    scans = ScanService(db, store, sealer, vulndb)
-    vulnerabilities = VulnerabilityService(db, vulndb)
-    uploads = UploadService(db, store, settings.upload_expiry_seconds)
-    services = Services(
-        registries=RegistryAdmin(db, store),
-        tokens=TokenService(db),
-        operator_tokens=OperatorTokens(db),
-        repositories=RepositoryAdmin(db),
-        artifacts=ArtifactService(db, vulnerabilities, scans),
-        api_tokens=ApiTokenService(db, auth.management_tokens),
-        tenancy=Tenancy(db),
-        blobs=BlobService(db, store),
-        uploads=uploads,
-        manifests=ManifestService(db, sealer),
-        catalog=Catalog(db),
-        pulls=PullRecorder(db),
-        vulndb=vulndb,
-        scans=scans,
-        vulnerabilities=vulnerabilities,
-        gc=GarbageCollector(
-            db,
-            store,
-            uploads,
-            grace_seconds=settings.gc_grace_seconds,
-            sweep_keys_per_second=settings.gc_sweep_keys_per_second,
-        ),
-    )
+    services = Services(settings, db, store, sealer, auth)
     return Runtime(settings, db, store, sealer, services, auth, master_keys)
 
 

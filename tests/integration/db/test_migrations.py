@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from cargobay.db.engine import Database
-from cargobay.db.migrate import MIGRATIONS, alembic_config, upgrade
+from cargobay.db.migrate import HEAD, MIGRATIONS, alembic_config, at_head, upgrade
 from cargobay.db.models import Base
 
 
@@ -32,6 +32,8 @@ def test_migrations_produce_the_models_schema(db: Database) -> None:
 def test_database_is_at_the_single_head(db: Database) -> None:
     heads = ScriptDirectory.from_config(alembic_config(db.engine)).get_heads()
     assert len(heads) == 1, f"migrations must form one line, found heads {heads}"
+    assert heads == [HEAD], "a new migration moves cargobay.db.migrate.HEAD to its revision"
+    assert at_head(db.engine)
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == heads[0]
 
