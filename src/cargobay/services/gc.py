@@ -60,7 +60,10 @@ log = get_logger("cargobay.gc")
 
 KIND = "gc.registry"  # the job of one registry's run (scheduled windows, API requests)
 BATCH = 500  # reviews per deletion transaction: short enough that writers hardly wait
-DELETING_BATCHES = 4  # batches whose bytes are deleted at once, beside the next batch's transaction
+# Batches whose bytes are being deleted while the next batch's transaction runs. One: with four, a
+# local S3 server answering four DeleteObjects at once took the pull p99 during a run from 1.1x to
+# 2.1x idle (benchmarks/FINDINGS.md), and one keeps a run's deletes at one request to the store.
+DELETING_BATCHES = 1
 STALE_AFTER = timedelta(minutes=5)  # a running run without progress for this long was interrupted
 MANIFEST_PASSES = 10  # deleting an index or a subject can make more manifests collectable
 RUN_LIST_LIMIT = 100
