@@ -9,14 +9,22 @@
   microseconds and never waits for writers), on PostgreSQL in a worker thread.
 
 Threads are bounded by the pool size, so a unit of work never waits for a connection.
+
+A write that PostgreSQL aborts as a deadlock or a serialization failure (SQLSTATE 40P01, 40001: two
+transactions took the same rows in opposite orders, and the server chose one to roll back) is run
+again, whole, up to ``WRITE_ATTEMPTS`` times: the work functions are the transaction, with no effect
+outside the database before their commit, so a rerun is what the client would have done.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -32,6 +40,25 @@ T = TypeVar("T")
 
 _WRITE = "cargobay_write"
 POOL_SIZE = 12
+WRITE_ATTEMPTS = 4
+_RERUN_STATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def rerunnable(exc: BaseException) -> bool:
+    """A transaction PostgreSQL rolled back to break a deadlock or a serialization conflict."""
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    return getattr(cause, "sqlstate", None) in _RERUN_STATES
+
+
+def _with_reruns(once: Callable[[], T]) -> T:
+    for attempt in range(WRITE_ATTEMPTS - 1):
+        try:
+            return once()
+        except Exception as exc:
+            if not rerunnable(exc):
+                raise
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))  # apart, so the two do not meet again
+    return once()
 
 
 def make_engine(url: str) -> Engine:
@@ -98,6 +125,9 @@ class Database:
             return fn(session, *args)
 
     def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return _with_reruns(partial(self._write_once, fn, *args))
+
+    def _write_once(self, fn: Callable[..., T], *args: Any) -> T:
         with self._sessions() as session:
             # The first connection use begins the transaction, as BEGIN IMMEDIATE on SQLite.
             session.connection(execution_options={_WRITE: True})
@@ -161,6 +191,9 @@ class Database:
         return await anyio.to_thread.run_sync(self._write_raw_sync, fn, *args, limiter=self.limiter)
 
     def _write_raw_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return _with_reruns(partial(self._write_raw_once, fn, *args))
+
+    def _write_raw_once(self, fn: Callable[..., T], *args: Any) -> T:
         conn = self.engine.raw_connection()
         try:
             cursor = conn.cursor()
