@@ -28,7 +28,10 @@ WEEK = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 @pytest.fixture(scope="module")
 def gc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("gc-server")
-    with Server(data_dir=base / "data", extra_env={"CARGOBAY_GC_GRACE_SECONDS": "0"}) as server:
+    with Server(
+        data_dir=base / "data",
+        extra_env={"CARGOBAY_GC_GRACE_SECONDS": "0", "CARGOBAY_GC_IN_CHILD_PROCESS": "true"},
+    ) as server:
         yield server
 
 

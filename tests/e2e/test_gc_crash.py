@@ -49,7 +49,11 @@ KEEP, DROP = "crash-keep", "crash-drop"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    env = {"CARGOBAY_JOB_LEASE_SECONDS": "2", "CARGOBAY_GC_SWEEP_KEYS_PER_SECOND": "0"}
+    env = {
+        "CARGOBAY_JOB_LEASE_SECONDS": "2",
+        "CARGOBAY_GC_SWEEP_KEYS_PER_SECOND": "0",
+        "CARGOBAY_GC_IN_CHILD_PROCESS": "true",  # the default; the suite's servers run collections inline
+    }
     with Server(data_dir=tmp_path / "data", extra_env=env) as srv:
         yield srv
 

@@ -22,7 +22,10 @@ RUNS = "/registries/{}/garbageCollection/runs"
 def gc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose collections have no grace period, so a run frees what was just dropped."""
     base = tmp_path_factory.mktemp("gc-api")
-    with Server(data_dir=base / "data", extra_env={"CARGOBAY_GC_GRACE_SECONDS": "0"}) as srv:
+    with Server(
+        data_dir=base / "data",
+        extra_env={"CARGOBAY_GC_GRACE_SECONDS": "0", "CARGOBAY_GC_IN_CHILD_PROCESS": "true"},
+    ) as srv:
         yield srv
 
 

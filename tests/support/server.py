@@ -65,6 +65,11 @@ class Server:
             CARGOBAY_ADMIN_PASSWORD=self.admin_password,
             CARGOBAY_WORKERS=str(self.workers),
             CARGOBAY_LOG_LEVEL="warning",
+            # A collection job in a child process costs ~2 s of interpreter start, and every fresh
+            # server runs the weekly sweep at once: the suite's hundreds of servers run them inline.
+            # The child is the default; test_gc.py, test_gc_crash.py, test_mgmt_gc_runs.py and
+            # tests/integration/services/test_gc_child_process.py run it.
+            CARGOBAY_GC_IN_CHILD_PROCESS="false",
         )
         env.update(self.extra_env)
         return env

@@ -40,6 +40,16 @@ def test_serve_runs_jobs_in_process_unless_told_not_to(
     assert [s.in_process_jobs for s in served] == [expected]
 
 
+def test_serve_collects_garbage_in_a_child_process_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's servers turn it off (tests/support/server.py); the product's default is on."""
+    for name in list(os.environ):
+        if name.startswith("CARGOBAY_"):
+            monkeypatch.delenv(name)
+    assert Settings().gc_in_child_process is True
+    monkeypatch.setenv("CARGOBAY_GC_IN_CHILD_PROCESS", "false")
+    assert Settings().gc_in_child_process is False
+
+
 def test_serve_removes_its_metrics_directory_when_settings_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
