@@ -52,10 +52,9 @@ def crane_push(clients: ClientEnv, server: Server, reference: str, rng: random.R
 @pytest.fixture(scope="package")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     base = tmp_path_factory.mktemp("console")
-    # No grace period: a run started in the console frees what a test has just deleted (test_gc_runs);
-    # runs inside the server (a child process each costs an interpreter's start, ~2 s, and the pages
-    # show the same rows either way: tests/e2e covers the child process).
-    env = {"CARGOBAY_GC_GRACE_SECONDS": "0", "CARGOBAY_GC_IN_CHILD_PROCESS": "false"}
+    # No grace period: a run started in the console frees what a test has just deleted (test_gc_runs).
+    # Runs happen inside the server, as for every test server (tests/support/server.py).
+    env = {"CARGOBAY_GC_GRACE_SECONDS": "0"}
     with Server(data_dir=base / "data", extra_env=env) as server:
         owner = Login(server.admin_user, server.admin_password, server.owner_contract() or 0)
         reader = add_user(server, owner.contract, role="user", manage_registry=False)
